@@ -1,0 +1,288 @@
+"""Itemic-token format: one item is ``<|sid_begin|><s_a_X><s_b_Y><s_c_Z><|sid_end|>``.
+
+The number of levels and the codebook size are parameters (OneRec: 3 x 8192; the Amazon
+transfer work uses 4 levels), so every function takes a :class:`SidFormat`.  Level ``l`` is
+written with the letter ``"abcdefgh"[l]``.
+
+Two kinds of strings are handled:
+
+* the *body* of one SID, ``<s_a_1><s_b_2><s_c_3>``: this is what a model generates after the
+  prompt's ``<|sid_begin|>`` and what the metrics compare;
+* texts holding any number of full ``<|sid_begin|>...<|sid_end|>`` blocks (answers, prompts).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+SID_BEGIN = "<|sid_begin|>"
+SID_END = "<|sid_end|>"
+LEVEL_LETTERS = "abcdefgh"
+THINK_END = "</think>"
+
+_CODE_TOKEN = re.compile(r"<s_([a-h])_(\d+)>")
+
+
+class SidError(ValueError):
+    """A string that should be a SID is not one (wrong level count, bad code, junk)."""
+
+
+@dataclass(frozen=True)
+class SidFormat:
+    """Shape of the itemic vocabulary: ``levels`` codes per item, each in ``[0, codebook_size)``."""
+
+    levels: int = 3
+    codebook_size: int = 8192
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.levels <= len(LEVEL_LETTERS):
+            raise ValueError(f"levels must be in 1..{len(LEVEL_LETTERS)}, got {self.levels}")
+        if self.codebook_size < 1:
+            raise ValueError(f"codebook_size must be positive, got {self.codebook_size}")
+
+    @property
+    def letters(self) -> str:
+        return LEVEL_LETTERS[: self.levels]
+
+    def code_tokens(self) -> list[str]:
+        """Every code token in vocabulary order: all of level a, then b, ... (as the reference adds them)."""
+        return [f"<s_{letter}_{i}>" for letter in self.letters for i in range(self.codebook_size)]
+
+    def itemic_tokens(self) -> list[str]:
+        """Code tokens followed by the two delimiters: the tokens to add to an LLM tokenizer."""
+        return self.code_tokens() + [SID_BEGIN, SID_END]
+
+    def body_pattern(self) -> re.Pattern[str]:
+        parts = "".join(rf"<s_{letter}_(\d+)>" for letter in self.letters)
+        return re.compile(parts)
+
+
+DEFAULT_FORMAT = SidFormat()
+
+
+def render_body(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> str:
+    """``(1, 2, 3)`` -> ``<s_a_1><s_b_2><s_c_3>``, validated against ``fmt``."""
+    _check_codes(codes, fmt)
+    return "".join(f"<s_{letter}_{int(c)}>" for letter, c in zip(fmt.letters, codes))
+
+
+def render(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> str:
+    """``(1, 2, 3)`` -> ``<|sid_begin|><s_a_1><s_b_2><s_c_3><|sid_end|>``."""
+    return SID_BEGIN + render_body(codes, fmt) + SID_END
+
+
+def render_many(items: Iterable[Sequence[int]], fmt: SidFormat = DEFAULT_FORMAT) -> str:
+    """Item lists are plain concatenations of full SIDs, with no separator (as in the reference)."""
+    return "".join(render(codes, fmt) for codes in items)
+
+
+def parse_body(text: str, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...]:
+    """Strict inverse of :func:`render_body`; raises :class:`SidError` naming what is wrong."""
+    body = text.strip()
+    if body.startswith(SID_BEGIN):
+        body = body[len(SID_BEGIN):]
+    if body.endswith(SID_END):
+        body = body[: -len(SID_END)]
+    tokens = _CODE_TOKEN.findall(body)
+    if _CODE_TOKEN.sub("", body) != "":
+        raise SidError(f"not a SID (unexpected text): {text!r}")
+    if len(tokens) != fmt.levels:
+        raise SidError(f"SID has {len(tokens)} levels, expected {fmt.levels}: {text!r}")
+    codes = []
+    for level, (letter, code) in enumerate(tokens):
+        if letter != fmt.letters[level]:
+            raise SidError(f"SID level {level} should use letter {fmt.letters[level]!r}: {text!r}")
+        codes.append(int(code))
+    _check_codes(codes, fmt, text)
+    return tuple(codes)
+
+
+def try_parse_body(text: str, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...] | None:
+    try:
+        return parse_body(text, fmt)
+    except SidError:
+        return None
+
+
+def extract_bodies(text: str) -> list[str]:
+    """Every SID body found between ``<|sid_begin|>`` and ``<|sid_end|>``, in order, duplicates removed.
+
+    This is the reference's ground-truth extraction (spec §3.1): it does not validate the bodies,
+    so a malformed block comes back as it is written and simply never matches a prediction.
+    """
+    seen: dict[str, None] = {}
+    for piece in text.split(SID_BEGIN)[1:]:
+        if SID_END in piece:
+            body = piece.split(SID_END, 1)[0].strip()
+            if body:
+                seen.setdefault(body, None)
+    return list(seen)
+
+
+def extract_codes(text: str, fmt: SidFormat = DEFAULT_FORMAT) -> list[tuple[int, ...]]:
+    """Every well-formed SID of a text, in order (duplicates kept): for reading prompts."""
+    return [codes for body in _all_blocks(text) if (codes := try_parse_body(body, fmt)) is not None]
+
+
+def _all_blocks(text: str) -> list[str]:
+    return [piece.split(SID_END, 1)[0] for piece in text.split(SID_BEGIN)[1:] if SID_END in piece]
+
+
+def answer_text(generation: str) -> str:
+    """The part of a generation after the last ``</think>``: what the model answered."""
+    text = generation.strip()
+    if THINK_END in text:
+        text = text.rsplit(THINK_END, 1)[1].strip()
+    return text
+
+
+def prediction_body(generation: str) -> str:
+    """The candidate SID body of one generation, exactly as the reference reads it (spec §3.1).
+
+    After the last ``</think>``: the first non-empty block after a ``<|sid_begin|>`` (cut at
+    ``<|sid_end|>``), else the whole stripped text (the non-thinking case, where the prompt ends
+    in ``<|sid_begin|>`` and the model writes only the codes).
+    """
+    text = answer_text(generation)
+    if SID_BEGIN in text:
+        for piece in text.split(SID_BEGIN)[1:]:
+            body = piece.split(SID_END, 1)[0].strip() if SID_END in piece else piece.strip()
+            if body:
+                return body
+        return ""
+    return text
+
+
+def pack(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> int:
+    """Mixed-radix integer of the codes: ``a*K^2 + b*K + c`` for 3 levels (the mapping files' key)."""
+    _check_codes(codes, fmt)
+    value = 0
+    for code in codes:
+        value = value * fmt.codebook_size + int(code)
+    return value
+
+
+def unpack(value: int, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...]:
+    if value < 0 or value >= fmt.codebook_size ** fmt.levels:
+        raise SidError(f"packed SID {value} out of range for {fmt}")
+    codes = []
+    for _ in range(fmt.levels):
+        value, code = divmod(value, fmt.codebook_size)
+        codes.append(code)
+    return tuple(reversed(codes))
+
+
+def _check_codes(codes: Sequence[int], fmt: SidFormat, text: str | None = None) -> None:
+    where = f": {text!r}" if text is not None else f": {tuple(codes)}"
+    if len(codes) != fmt.levels:
+        raise SidError(f"SID has {len(codes)} levels, expected {fmt.levels}{where}")
+    for code in codes:
+        if not 0 <= int(code) < fmt.codebook_size:
+            raise SidError(f"SID code {code} outside [0, {fmt.codebook_size}){where}")
+
+
+# --------------------------------------------------------------------------------------------
+# SID -> item mapping (sid2pid.json / sid2iid.json, spec §4.4)
+
+STRATEGIES = ("most_popular_after_downsampling", "most_popular_originally", "random")
+
+
+@dataclass(frozen=True)
+class ItemEntry:
+    item_id: int
+    count: int
+    count_after_downsample: int
+
+
+class SidItemMap:
+    """Packed SID -> items carrying it, with the reference's selection strategies.
+
+    Ties (and the ``random`` strategy) are broken by a generator seeded with ``(seed, packed
+    SID)``, so a SID maps to the same item in every run and regardless of evaluation order —
+    the reference uses unseeded ``random`` here (its bug B5).
+    """
+
+    def __init__(self, entries: Mapping[int, Sequence[ItemEntry]], fmt: SidFormat = DEFAULT_FORMAT,
+                 seed: int = 0, source: str = "<memory>") -> None:
+        self.entries = {int(k): list(v) for k, v in entries.items()}
+        self.fmt = fmt
+        self.seed = seed
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path, fmt: SidFormat = DEFAULT_FORMAT, seed: int = 0) -> "SidItemMap":
+        """Read a ``sid2pid.json`` / ``sid2iid.json`` file; errors name the file and the key."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: SID->item mapping file not found") from None
+        except json.JSONDecodeError as exc:
+            raise SidError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(raw, dict):
+            raise SidError(f"{path}: expected a JSON object of packed SID -> item list")
+        entries: dict[int, list[ItemEntry]] = {}
+        for key, items in raw.items():
+            try:
+                packed = int(key)
+                unpack(packed, fmt)
+                entries[packed] = [_entry(item) for item in items]
+            except (TypeError, ValueError, KeyError) as exc:
+                raise SidError(f"{path}: bad entry for key {key!r}: {exc}") from None
+        return cls(entries, fmt, seed, str(path))
+
+    def __contains__(self, codes: Sequence[int]) -> bool:
+        try:
+            return pack(codes, self.fmt) in self.entries
+        except SidError:
+            return False
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def item_for(self, codes: Sequence[int] | None,
+                 strategy: str = "most_popular_after_downsampling") -> int:
+        """The item a SID stands for; 0 (never a hit) for an unknown or malformed SID."""
+        if codes is None:
+            return 0
+        try:
+            packed = pack(codes, self.fmt)
+        except SidError:
+            return 0
+        items = self.entries.get(packed)
+        if not items:
+            return 0
+        if strategy == "most_popular_originally":
+            return items[0].item_id
+        rng = random.Random(f"{self.seed}:{packed}")
+        if strategy == "random":
+            return rng.choice(items).item_id
+        if strategy == "most_popular_after_downsampling":
+            best = max(item.count_after_downsample for item in items)
+            tied = sorted(item.item_id for item in items if item.count_after_downsample == best)
+            return tied[0] if len(tied) == 1 else rng.choice(tied)
+        raise ValueError(f"unknown SID->item strategy {strategy!r}; choose one of {STRATEGIES}")
+
+
+def _entry(item: Mapping) -> ItemEntry:
+    item_id = item["pid"] if "pid" in item else item["iid"]
+    count = int(item.get("count", 0))
+    return ItemEntry(int(item_id), count, int(item.get("count_after_downsample", count)))
+
+
+def write_item_map(path: str | Path, sid_items: Mapping[Sequence[int], Sequence[tuple[int, int, int]]],
+                   fmt: SidFormat = DEFAULT_FORMAT, id_key: str = "pid") -> None:
+    """Write the reference's mapping layout: ``{packed: [{pid, count, count_after_downsample}, ...]}``
+    sorted by ``count`` descending.  ``sid_items`` maps codes to ``(item_id, count, count_after)``."""
+    out = {}
+    for codes, items in sid_items.items():
+        rows = sorted(items, key=lambda t: (-t[1], t[0]))
+        out[str(pack(codes, fmt))] = [
+            {id_key: int(i), "count": int(c), "count_after_downsample": int(d)} for i, c, d in rows
+        ]
+    Path(path).write_text(json.dumps(out), encoding="utf-8")
