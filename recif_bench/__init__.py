@@ -4,3 +4,10 @@ Importing the package stays light (no torch): heavy modules are imported where t
 """
 
 __version__ = "0.1.0"
+
+
+def tasks_dir() -> str:
+    """Folder of the lm-eval task YAMLs (pass it to ``lm_eval --include_path``)."""
+    from importlib import resources
+
+    return str(resources.files("recif_bench_tasks"))

@@ -6,14 +6,15 @@ task YAMLs stay backend-agnostic.  Keys beyond the usual lm-eval / HF ones:
 ``answer_prefix``  text appended to the prompt right before the answer (``<|sid_begin|>`` for the
                    rec tasks); in thinking mode it comes after the closed thought.
 ``catalogue``      SID -> item file name in the data root (``sid2pid.json``): the valid SIDs for
-                   trie-constrained decoding.
+                   trie-constrained decoding.  Defaults to the task's registry entry.
 ``domain``         item space of the answer (video | ad | product), for non-LLM recommenders.
+                   Defaults to the task's registry entry.
 ``thinking``       the stage-1 sampling settings used when the model runs in thinking mode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 
@@ -48,6 +49,20 @@ class GenSpec:
     def beam_width(self) -> int:
         """As the reference: width = max(num_beams, num_return_sequences)."""
         return max(self.num_beams, self.num_return_sequences)
+
+    @classmethod
+    def for_request(cls, request: Any, default_max_new_tokens: int = 256) -> "GenSpec":
+        """The spec of an lm-eval ``Instance``; catalogue and domain come from its task when unset."""
+        spec = cls.from_kwargs(request.args[1], default_max_new_tokens)
+        task = getattr(request, "task_name", None)
+        if task and (spec.catalogue is None or spec.domain is None):
+            from recif_bench.benchmark import TASKS
+
+            info = TASKS.get(task.removeprefix("recif_"))
+            if info is not None:
+                spec = replace(spec, catalogue=spec.catalogue or info.mapping_file,
+                               domain=spec.domain or info.domain)
+        return spec
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any] | None, default_max_new_tokens: int = 256) -> "GenSpec":

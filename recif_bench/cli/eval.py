@@ -1,0 +1,264 @@
+"""``recif-eval``: every RecIF-Bench score of one model, in one command.
+
+A thin layer over ``lm_eval.simple_evaluate``: it validates the data before the model is loaded,
+builds one of our K-candidate models, runs the task YAMLs, and writes the run directory of the
+results contract.  Errors in inputs end the run with one line naming the input (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from recif_bench import tasks_dir
+from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER, TASKS, task_info
+from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
+from recif_bench.sid import SidError, SidFormat
+
+log = logging.getLogger("recif_bench")
+
+GROUPS = {
+    "recif_bench": TASK_ORDER,
+    **{f"recif_layer{layer}": [t for t in TASK_ORDER if TASKS[t].layer == layer] for layer in LAYER_NAMES},
+}
+BACKENDS = {"hf": "recif-hf", "vllm": "recif-vllm", "openai": "recif-openai", "rec": "recif-rec"}
+
+
+class UsageError(Exception):
+    """A bad command line or setting (as opposed to bad data)."""
+
+
+def expand_tasks(spec: str) -> list[str]:
+    """``recif_bench``, layer groups, and task names with or without the ``recif_`` prefix."""
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if part in GROUPS:
+            names.extend(GROUPS[part])
+        else:
+            try:
+                names.append(task_info(part).name)
+            except KeyError as exc:
+                raise UsageError(f"--tasks: {exc.args[0]}; groups: {', '.join(GROUPS)}") from None
+    return list(dict.fromkeys(names))
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    from lm_eval.utils import simple_parse_args_string
+
+    try:
+        return simple_parse_args_string(text or "")
+    except ValueError as exc:
+        raise UsageError(f"--model-args: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recif-eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="popularity",
+                   help="HF checkpoint dir or hub id (hf/vllm), served model name (openai), "
+                        "or recommender name (rec). Default: popularity on mini-RecIF")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default=None,
+                   help="default: rec for a known recommender name, else hf")
+    p.add_argument("--model-args", default=None,
+                   help="extra backend arguments, k=v,k=v (e.g. batch_size=8,dtype=bfloat16,base_url=...)")
+    p.add_argument("--tasks", default="recif_bench", help="tasks or groups, comma separated (default: recif_bench)")
+    p.add_argument("--data-dir", default=None,
+                   help="RecIF-Bench data root or Hugging Face dataset id (default: the generated mini-RecIF)")
+    p.add_argument("--limit", type=int, default=None, help="first N rows of every task")
+    p.add_argument("--sample", type=int, default=None, help="N rows drawn at random (with --seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample, sampling and SID->item ties")
+    p.add_argument("--thinking", action="store_true", help="thinking mode: one sampled thought, then the answer")
+    p.add_argument("--constrained", action="store_true",
+                   help="trie-constrained beam search over the catalogue's SIDs (hf backend)")
+    p.add_argument("--chat-template", choices=["soft_switch", "model"], default="soft_switch",
+                   help="the reference's Qwen3 soft-switch template (default) or the model's own")
+    p.add_argument("--sid-levels", type=int, default=3)
+    p.add_argument("--sid-codebook", type=int, default=8192)
+    p.add_argument("--judge", choices=["none", "gemini", "openai", "hf"], default=None,
+                   help="LLM judge of the two text tasks (default: $RECIF_JUDGE or none)")
+    p.add_argument("--judge-model", default=None)
+    p.add_argument("--output", default=None, help="run directory (default: results/<model>-<data>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except (DataError, SidError, UsageError, FileNotFoundError) as exc:
+        print(f"recif-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recif-eval: interrupted; finished requests are kept — rerun with --resume", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    from recif_bench import harness
+    from recif_bench.models import build_model
+    from recif_bench.models.rec import supports
+
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    fmt = SidFormat(args.sid_levels, args.sid_codebook)
+    tasks = expand_tasks(args.tasks)
+    backend = args.backend or ("rec" if args.model in _recommenders() else "hf")
+
+    root = resolve_data_dir(args.data_dir)
+    data_name = _data_name(args.data_dir, root)
+    print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
+    reports = {t: _validate(root, t, args, fmt) for t in tasks}
+
+    run_dir = Path(args.output or Path("results") / _run_name(args.model, data_name))
+    if run_dir.exists() and (run_dir / "summary.json").exists() and not args.resume:
+        print(f"recif-eval: {run_dir} holds a finished run; it will be replaced", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    requests_db = run_dir / "requests.db"
+    if requests_db.exists() and not args.resume:
+        requests_db.unlink()
+
+    metadata = {"data_dir": str(root), "thinking": args.thinking, "chat_template": args.chat_template,
+                "limit": args.limit, "sample": args.sample, "seed": args.seed,
+                "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
+    model_args = {**parse_model_args(args.model_args), **_backend_args(backend, args, root, fmt)}
+    _configure_judge(args, run_dir)
+    lm = build_model(BACKENDS[backend], model_args)
+
+    runnable = [t for t in tasks if supports(lm, TASKS[t].kind)]
+    skipped_kinds = [t for t in tasks if t not in runnable]
+    from recif_bench.resume import ResumableLM
+
+    resumable = ResumableLM(lm, requests_db)
+    lm_results = _evaluate(resumable, runnable, metadata, args.seed) if runnable else {"results": {}, "samples": {}}
+    resumable.close()
+
+    from recif_bench import results as res
+
+    for task in runnable:
+        res.write_samples(run_dir, task_info(task).lm_eval_name,
+                          lm_results.get("samples", {}).get(task_info(task).lm_eval_name, []))
+    res.write_json(run_dir / "lm_eval_results.json", {k: v for k, v in lm_results.items() if k != "samples"})
+    entries = {}
+    for task in tasks:
+        report = reports[task]
+        name = task_info(task).lm_eval_name
+        supported = task in runnable
+        entries[task] = res.task_entry(task, n=report.n_loaded, n_skipped=report.skipped,
+                                       metrics=res.task_metrics(lm_results, name) if supported else None,
+                                       supported=supported, judge=harness.JUDGE_STATS.get(task))
+    summary = res.build_summary(
+        name=run_dir.name, started=started, elapsed=time.perf_counter() - clock,
+        model={"name": args.model, "backend": backend, "source": _public_source(args.model, model_args),
+               "fingerprint": res.model_fingerprint(args.model)},
+        data={"name": data_name, "location": str(root),
+              "fingerprint": res.data_fingerprint(r.fingerprint for r in reports.values()),
+              "files": {t: r.as_dict() for t, r in reports.items()},
+              "limit": args.limit, "sample": args.sample},
+        settings={"thinking": args.thinking, "constrained": args.constrained, "chat_template": args.chat_template,
+                  "num_beams": 32, "num_return_sequences": 32, "seed": args.seed,
+                  "sid_format": {"levels": fmt.levels, "codebook_size": fmt.codebook_size},
+                  "judge": harness.judge_settings_for_summary(),
+                  "requests": {"reused": resumable.reused, "computed": resumable.computed}},
+        tasks=entries)
+    res.write_json(run_dir / "summary.json", summary)
+    print(format_table(summary))
+    if skipped_kinds:
+        print(f"(not supported by {args.model}: {', '.join(skipped_kinds)})")
+    print(f"results: {run_dir}")
+    return 0
+
+
+def _evaluate(lm, tasks: list[str], metadata: dict, seed: int) -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=tasks_dir(), include_defaults=False, metadata=metadata)
+    names = [task_info(t).lm_eval_name for t in tasks]
+    return lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=manager, bootstrap_iters=0,
+                                   log_samples=True, random_seed=seed, numpy_random_seed=seed,
+                                   torch_random_seed=seed, fewshot_random_seed=seed) or {}
+
+
+def _validate(root: Path, task: str, args: argparse.Namespace, fmt: SidFormat) -> LoadReport:
+    _, report = load_task(root, task, limit=args.limit, sample=args.sample, seed=args.seed, fmt=fmt)
+    return report
+
+
+def _recommenders() -> set[str]:
+    from recif_bench.models.rec import RECOMMENDERS
+
+    return set(RECOMMENDERS)
+
+
+def _backend_args(backend: str, args: argparse.Namespace, root: Path, fmt: SidFormat) -> dict[str, Any]:
+    common = {"data_dir": str(root), "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
+    if backend == "rec":
+        return {"model": args.model, **common}
+    llm = {"pretrained": args.model, "thinking": args.thinking, "seed": args.seed, **common}
+    if args.constrained:
+        if backend not in ("hf",):
+            raise UsageError(f"--constrained is supported by the hf backend, not {backend}")
+        llm["constrained"] = True
+    if backend == "openai":
+        llm["model"] = llm.pop("pretrained")
+    return llm
+
+
+def _configure_judge(args: argparse.Namespace, run_dir: Path) -> None:
+    """The text tasks read their judge from the environment (so stock ``lm_eval`` can set it too)."""
+    if args.judge:
+        os.environ["RECIF_JUDGE"] = args.judge
+    if args.judge_model:
+        os.environ["RECIF_JUDGE_MODEL"] = args.judge_model
+    os.environ.setdefault("RECIF_JUDGE_CACHE", str(run_dir / "judge_cache"))
+
+
+def _data_name(data_dir: str | None, root: Path) -> str:
+    if data_dir in (None, "", "mini", "mini-recif") or root.name.startswith("mini-recif"):
+        return "mini-recif"
+    if (root / "label_pred").is_dir() and (root / "video").is_dir():
+        return "recif-bench"
+    return "custom"
+
+
+def _run_name(model: str, data_name: str) -> str:
+    stem = Path(model.rstrip("/")).name or "model"
+    return f"{stem}-{data_name}"
+
+
+def _public_source(model: str, model_args: dict[str, Any]) -> str:
+    """Where the model came from, never with credentials (URLs lose their user:password part)."""
+    url = str(model_args.get("base_url", ""))
+    if url:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        url = urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+        return f"{url} ({model})"
+    return model
+
+
+def format_table(summary: dict) -> str:
+    """The 8-task table grouped by layer, headline metric per task, "--" for unsupported tasks."""
+    lines = [f"{'layer':<34} {'task':<16} {'metric':<30} {'value':>8} {'n':>7}"]
+    for layer, title in LAYER_NAMES.items():
+        for task, entry in summary["tasks"].items():
+            if entry["layer"] != layer:
+                continue
+            value = entry["headline"]["value"]
+            shown = "--" if not entry["supported"] else ("n/a" if value is None else f"{value:.4f}")
+            lines.append(f"{title:<34} {task:<16} {entry['headline']['metric']:<30} {shown:>8} {entry['n']:>7}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

