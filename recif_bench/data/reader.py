@@ -214,7 +214,7 @@ def _decode(value: Any, column: str) -> Any:
         if not value.strip():
             raise RowSkip(f"empty_{column}")
         try:
-            return json.loads(value)
+            value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise RowSkip(f"unparsable_{column}", exc.msg) from None
     if hasattr(value, "tolist"):   # numpy arrays from pyarrow list columns
