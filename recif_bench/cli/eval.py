@@ -137,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
     from recif_bench.resume import ResumableLM
 
     resumable = ResumableLM(lm, requests_db)
-    lm_results = _evaluate(resumable, runnable, metadata, args.seed) if runnable else {"results": {}, "samples": {}}
-    resumable.close()
+    try:
+        lm_results = _evaluate(resumable, runnable, metadata, args.seed) if runnable else {"results": {}}
+    finally:
+        resumable.close()   # flushes finished requests even when interrupted
 
     from recif_bench import results as res
 
