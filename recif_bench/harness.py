@@ -9,7 +9,6 @@ so the scoring functions are plain functions of ``(doc, results)``.
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import lru_cache
 from typing import Any, Sequence
@@ -47,6 +46,7 @@ def load_docs(recif_task: str, data_dir: str | None = None, thinking: Any = Fals
     mapping = root / info.mapping_file if info.mapping_file else None
     think = as_bool(thinking)
     rows = {
+        "task": [info.name] * len(samples),
         "sample_id": [s.sample_id for s in samples],
         "prompt": [chat.render(s.messages, think, chat_template, tokenizer) for s in samples],
         "answer": [s.answer for s in samples],
@@ -134,19 +134,56 @@ def process_text(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
     """Text tasks: the generation is recorded; the judge scores the corpus in the aggregation."""
     candidates = _candidates(results)
     generation = candidates[0] if candidates else ""
-    item = json.dumps({"id": doc["sample_id"], "prediction": generation, "reference": doc["answer"]},
-                      ensure_ascii=False)
-    return {"empty_rate": float(not sid.answer_text(generation)), **{m: item for m in _judged_metrics(doc)}}
-
-
-def _judged_metrics(doc: dict) -> list[str]:
-    return []
+    item = (doc["sample_id"], generation, doc["answer"])
+    return {"empty_rate": float(not sid.answer_text(generation)),
+            **{metric: item for metric, task in JUDGED_METRICS.items() if task == doc["task"]}}
 
 
 # --------------------------------------------------------------------------------------------
 # LLM judge of the two text tasks, run once over the corpus inside lm-eval's aggregation step.
 
 JUDGE_STATS: dict[str, dict[str, Any]] = {}
+
+# metric -> task whose judge computes it; process_text hands every one of them the same item
+JUDGED_METRICS = {
+    "macro_wip_double_weighted_f1": "item_understand",
+    "micro_wip_double_weighted_f1": "item_understand",
+    "macro_wip_double_weighted_f1_strict": "item_understand",
+    "llm_score": "rec_reason",
+    "llm_score_strict": "rec_reason",
+}
+
+
+@lru_cache(maxsize=4)
+def _judge_corpus(task: str, items: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    """One judge pass per task and corpus, shared by all of the task's judged metrics."""
+    from recif_bench import judges
+
+    settings = judges.judge_settings_from_env()
+    runner = judges.judge_from_settings(**settings)
+    samples = [judges.TextSample(sample_id, prediction, reference) for sample_id, prediction, reference in items]
+    if task == "item_understand":
+        result = judges.score_item_understand(samples, runner, judges.bertscorer_from_env())
+    else:
+        result = judges.score_rec_reason(samples, runner)
+    JUDGE_STATS[task] = dict(result.stats)
+    return dict(result.metrics)
+
+
+def _judged(metric: str):
+    def aggregate(items: Sequence[tuple[str, str, str]]) -> float:
+        value = _judge_corpus(JUDGED_METRICS[metric], tuple(tuple(i) for i in items)).get(metric)
+        return float("nan") if value is None else float(value)
+
+    aggregate.__name__ = f"judged_{metric}"
+    return aggregate
+
+
+agg_wip_macro = _judged("macro_wip_double_weighted_f1")
+agg_wip_micro = _judged("micro_wip_double_weighted_f1")
+agg_wip_macro_strict = _judged("macro_wip_double_weighted_f1_strict")
+agg_llm_score = _judged("llm_score")
+agg_llm_score_strict = _judged("llm_score_strict")
 
 
 def judge_settings_for_summary() -> dict[str, Any] | None:

@@ -2,6 +2,11 @@
 from recif_bench.harness import (  # noqa: F401  (names are referenced by the task YAMLs)
     agg_auc,
     agg_count,
+    agg_llm_score,
+    agg_llm_score_strict,
+    agg_wip_macro,
+    agg_wip_macro_strict,
+    agg_wip_micro,
     agg_wuauc,
     load_docs,
     process_label_pred,
