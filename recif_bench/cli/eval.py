@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:   # lm-eval warns about every custom dataset; our own warnings stay on
+        logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:
         return run(args)
     except (DataError, SidError, UsageError, FileNotFoundError) as exc:
@@ -224,7 +226,9 @@ def _configure_judge(args: argparse.Namespace, run_dir: Path) -> None:
 
 
 def _data_name(data_dir: str | None, root: Path) -> str:
-    if data_dir in (None, "", "mini", "mini-recif") or root.name.startswith("mini-recif"):
+    from recif_bench.data.mini import MARKER
+
+    if (root / MARKER).exists():
         return "mini-recif"
     if (root / "label_pred").is_dir() and (root / "video").is_dir():
         return "recif-bench"
