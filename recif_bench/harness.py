@@ -156,7 +156,15 @@ JUDGED_METRICS = {
 
 @lru_cache(maxsize=4)
 def _judge_corpus(task: str, items: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
-    """One judge pass per task and corpus, shared by all of the task's judged metrics."""
+    """One judge pass per task and corpus, shared by all of the task's judged metrics.
+
+    Without a configured judge the generations are still recorded and the scores are null.
+    """
+    import os
+
+    if os.environ.get("RECIF_JUDGE", "none") == "none":
+        JUDGE_STATS[task] = {"kind": "none", "calls": 0, "failed": 0, "note": "no judge configured"}
+        return {}
     from recif_bench import judges
 
     settings = judges.judge_settings_from_env()

@@ -1,0 +1,122 @@
+"""What every LLM backend shares: request grouping, the thinking two-stage flow, stop strings.
+
+A backend implements three primitives on already-rendered prompt strings —
+``_generate(prompts, spec)`` (K texts per prompt: beam search or sampling),
+``_next_token_logprobs`` / ``_continuation_logprob`` (scoring) — and this class turns lm-eval
+requests into calls of them, exactly as the reference harness sequences its stages (spec §2.2):
+
+* non-thinking: generate from ``prompt + answer_prefix``;
+* thinking: sample ``n`` thoughts until ``</think>`` (force-closed when unfinished), then run the
+  answer stage from ``prompt + thought + "</think>\\n" + answer_prefix`` for every thought; the
+  candidates are ``thought + "</think>\\n" + answer_prefix + answer``, thought by thought.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import abstractmethod
+from dataclasses import replace
+from typing import Any, Sequence
+
+from lm_eval.api.model import LM
+from tqdm import tqdm
+
+from recif_bench.models.genspec import GenSpec, SamplingSpec
+from recif_bench.sid import THINK_END
+
+log = logging.getLogger(__name__)
+
+EMPTY_THINK = "</think>\n\n"
+# label_pred's thinking stage in the reference: T=1, top_p 1, no top_k, at most 1000 tokens
+LABEL_THOUGHT = SamplingSpec(do_sample=True, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=1000)
+
+
+def apply_stops(text: str, stops: Sequence[str]) -> str:
+    """Cut at the earliest stop string (the stop itself is not kept)."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+class KCandidateLM(LM):
+    """An lm-eval ``LM`` that answers ``generate_until`` with a list of K candidates per request."""
+
+    def __init__(self, thinking: Any = False, batch_size: Any = 8) -> None:
+        super().__init__()
+        self.thinking = str(thinking).lower() in ("1", "true", "yes") if not isinstance(thinking, bool) else thinking
+        self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8
+
+    # ---- backend primitives ------------------------------------------------------------------
+    @abstractmethod
+    def _generate(self, prompts: list[str], spec: GenSpec, catalogue: str | None) -> list[list[str]]:
+        """K decoded continuations per prompt (best first for beam search)."""
+
+    @abstractmethod
+    def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
+        """(log p(continuation | context), is_greedy) for each continuation, one pass when possible."""
+
+    # ---- lm-eval API --------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[list[str]]:
+        results: list[list[str] | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            key = json.dumps([getattr(request, "task_name", None), request.args[1]], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+        bar = tqdm(total=len(requests), desc=f"{type(self).__name__}: generate", disable=disable_tqdm)
+        for indices in groups.values():
+            spec = GenSpec.for_request(requests[indices[0]])
+            for start in range(0, len(indices), self.batch_size):
+                batch = indices[start:start + self.batch_size]
+                contexts = [requests[i].args[0] for i in batch]
+                for i, candidates in zip(batch, self._answer(contexts, spec)):
+                    results[i] = candidates
+                    self.cache_hook.add_partial("generate_until", requests[i].args, candidates)
+                bar.update(len(batch))
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    def _answer(self, contexts: list[str], spec: GenSpec) -> list[list[str]]:
+        if not self.thinking:
+            texts = self._generate([c + spec.answer_prefix for c in contexts], spec, spec.catalogue)
+            return [[apply_stops(t, spec.until) for t in cands] for cands in texts]
+        self._check_thinking_prompts(contexts)
+        thoughts = self._thoughts(contexts, replace(spec.thinking, n=max(1, spec.thinking.n)))
+        bridges = [[t + THINK_END + "\n" + spec.answer_prefix for t in per] for per in thoughts]
+        flat = [c + b for c, per in zip(contexts, bridges) for b in per]
+        per_thought = replace(spec, num_return_sequences=max(1, spec.num_return_sequences // len(bridges[0])),
+                              num_beams=spec.num_beams and max(1, spec.num_beams // len(bridges[0])))
+        answers = iter(self._generate(flat, per_thought, spec.catalogue))
+        return [[b + apply_stops(a, spec.until) for b in per for a in next(answers)] for per in bridges]
+
+    def _thoughts(self, contexts: list[str], sampling: SamplingSpec) -> list[list[str]]:
+        spec = GenSpec(until=(THINK_END,), num_return_sequences=sampling.n, sampling=sampling)
+        texts = self._generate(contexts, spec, None)
+        return [[apply_stops(t, (THINK_END,)) for t in cands] for cands in texts]
+
+    def _check_thinking_prompts(self, contexts: list[str]) -> None:
+        if any(c.endswith(EMPTY_THINK) for c in contexts):
+            raise ValueError("the model runs with thinking=True but the prompts end with an empty think block: "
+                             "they were rendered without thinking (pass thinking=true in the task metadata too; "
+                             "lm-eval copies model_args into it)")
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        by_context: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            by_context.setdefault(request.args[0], []).append(i)
+        if self.thinking:
+            self._check_thinking_prompts(list(by_context))
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        for context, indices in tqdm(by_context.items(), desc=f"{type(self).__name__}: score",
+                                     disable=disable_tqdm):
+            prefix = context
+            if self.thinking:
+                (thought,), = self._thoughts([context], LABEL_THOUGHT)
+                prefix = context + thought + THINK_END + "\n"
+            scores = self._continuation_logprobs(prefix, [requests[i].args[1] for i in indices])
+            for i, score in zip(indices, scores):
+                results[i] = score
+                self.cache_hook.add_partial("loglikelihood", requests[i].args, score)
+        return results  # type: ignore[return-value]
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError("RecIF-Bench tasks do not use rolling loglikelihoods")

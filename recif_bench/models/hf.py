@@ -1,0 +1,118 @@
+"""``recif-hf``: any transformers causal LM, batched, K candidates by beam search or sampling.
+
+model_args: ``pretrained`` (folder or hub id), ``dtype`` (auto | float32 | bfloat16 ...),
+``device`` (default cuda when available), ``batch_size``, ``thinking``, ``constrained`` with
+``data_dir`` (trie over the catalogue's SIDs), ``sid_levels``, ``sid_codebook``, ``seed``,
+``trust_remote_code``.  A loaded ``model`` / ``tokenizer`` can be passed instead (trainers
+evaluate in process this way).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.registry import register_model
+
+from recif_bench import sid
+from recif_bench.models.base import KCandidateLM
+from recif_bench.models.genspec import GenSpec
+
+log = logging.getLogger(__name__)
+
+
+@register_model("recif-hf")
+class HFRecLM(KCandidateLM):
+    def __init__(self, pretrained: str | None = None, model: Any = None, tokenizer: Any = None,
+                 dtype: str = "auto", device: str | None = None, batch_size: Any = 8, thinking: Any = False,
+                 constrained: Any = False, data_dir: str | None = None, sid_levels: Any = 3,
+                 sid_codebook: Any = 8192, seed: Any = 0, trust_remote_code: Any = True, **_ignored: Any) -> None:
+        super().__init__(thinking=thinking, batch_size=batch_size)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        if model is None and not pretrained:
+            raise ValueError("recif-hf needs pretrained=<folder or hub id>")
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(pretrained, trust_remote_code=bool(trust_remote_code))
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if model is None:
+            torch_dtype = dtype if dtype == "auto" else getattr(torch, str(dtype))
+            model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch_dtype,
+                                                         trust_remote_code=bool(trust_remote_code))
+        self.model = model.to(self._device).eval()
+        self.seed = int(seed)
+        self.fmt = sid.SidFormat(int(sid_levels), int(sid_codebook))
+        self.constrained = str(constrained).lower() in ("1", "true", "yes")
+        self.data_dir = Path(data_dir) if data_dir else None
+        if self.constrained and self.data_dir is None:
+            raise ValueError("constrained=true needs data_dir=<benchmark data root> to read the catalogue")
+        self.forward_calls = 0   # model forwards spent on scoring: one per unique label_pred prompt
+
+    @property
+    def tokenizer_name(self) -> str:
+        return getattr(self.tokenizer, "name_or_path", "tokenizer").replace("/", "__")
+
+    def _encode(self, prompts: list[str]):
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return batch["input_ids"].to(self._device), batch["attention_mask"].to(self._device)
+
+    def _generate(self, prompts: list[str], spec: GenSpec, catalogue: str | None) -> list[list[str]]:
+        torch = self.torch
+        input_ids, attention = self._encode(prompts)
+        k = spec.num_return_sequences
+        kwargs: dict[str, Any] = {"max_new_tokens": spec.sampling.max_new_tokens, "num_return_sequences": k,
+                                  "pad_token_id": self.tokenizer.pad_token_id}
+        if spec.beam_search:
+            kwargs.update(num_beams=spec.beam_width, do_sample=False, early_stopping=True, length_penalty=1.0)
+        else:
+            s = spec.sampling
+            kwargs.update(do_sample=s.do_sample, repetition_penalty=s.repetition_penalty)
+            if s.do_sample:
+                kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else 0)
+            elif k > 1:
+                kwargs.update(num_beams=k)
+        if self.constrained and catalogue and spec.answer_prefix:
+            kwargs["prefix_allowed_tokens_fn"] = self._constraint(catalogue, input_ids.shape[1])
+        if spec.sampling.do_sample or not spec.beam_search:
+            torch.manual_seed(self.seed)
+        with torch.no_grad():
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        new_tokens = output[:, input_ids.shape[1]:]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+
+    def _constraint(self, catalogue: str, prompt_length: int):
+        from recif_bench.models.trie import build_trie
+
+        trie = build_trie(self.tokenizer, self.data_dir / catalogue, self.fmt)
+        return lambda _batch, ids: trie.allowed(tuple(ids[prompt_length:].tolist()))
+
+    def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
+        torch = self.torch
+        context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
+        pieces = [self.tokenizer(context + c, add_special_tokens=False)["input_ids"][len(context_ids):]
+                  for c in continuations]
+        if all(len(p) == 1 for p in pieces):
+            logprobs = self._logprobs([context_ids])[0, -1]
+            best = int(logprobs.argmax())
+            return [(float(logprobs[p[0]]), p[0] == best) for p in pieces]
+        out = []
+        for piece in pieces:
+            logprobs = self._logprobs([context_ids + piece])[0]
+            rows = logprobs[len(context_ids) - 1:-1]
+            target = torch.tensor(piece, device=rows.device)
+            out.append((float(rows.gather(1, target[:, None]).sum()), bool((rows.argmax(-1) == target).all())))
+        return out
+
+    def _logprobs(self, sequences: list[list[int]]):
+        torch = self.torch
+        self.forward_calls += 1
+        ids = torch.tensor(sequences, device=self._device)
+        with torch.no_grad():
+            logits = self.model(input_ids=ids).logits.float()
+        return torch.log_softmax(logits, dim=-1)
