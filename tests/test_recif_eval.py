@@ -8,15 +8,9 @@ import pytest
 
 from recif_bench.benchmark import TASK_ORDER
 from recif_bench.cli.eval import main as recif_eval
-from recif_bench.data import mini
 from recif_bench.models import rec as rec_module
 
 REC_TASKS = ["video", "ad", "product", "label_cond", "interactive"]
-
-
-@pytest.fixture(scope="module")
-def mini_dir(tmp_path_factory):
-    return mini.generate(tmp_path_factory.mktemp("data") / "mini", seed=0)
 
 
 def read_summary(run_dir):

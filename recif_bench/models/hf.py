@@ -95,8 +95,8 @@ class HFRecLM(KCandidateLM):
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
         torch = self.torch
         context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
-        pieces = [self.tokenizer(context + c, add_special_tokens=False)["input_ids"][len(context_ids):]
-                  for c in continuations]
+        # the continuation is tokenized on its own, as the reference scores 是/否 at the first answer position
+        pieces = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
         if all(len(p) == 1 for p in pieces):
             logprobs = self._logprobs([context_ids])[0, -1]
             best = int(logprobs.argmax())
