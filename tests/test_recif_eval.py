@@ -91,3 +91,32 @@ def test_lm_eval_entry_point_gives_identical_metrics(mini_dir, tmp_path):
         keys = [k for k in mine[task] if "," in k and "stderr" not in k]
         assert keys
         assert {k: theirs[task][k] for k in keys} == {k: mine[task][k] for k in keys}
+
+
+def test_tiny_llm_runs_all_eight_tasks_through_both_entry_points(tiny_model_dir, mini_dir, tmp_path):
+    out = tmp_path / "tiny"
+    args = ["--model", str(tiny_model_dir), "--data-dir", str(mini_dir), "--limit", "2", "--output", str(out)]
+    assert recif_eval(args) == 0
+    summary = read_summary(out)
+    assert all(entry["supported"] and entry["n"] == 2 for entry in summary["tasks"].values())
+    assert summary["model"]["backend"] == "hf" and summary["model"]["fingerprint"].startswith("sha256:")
+    for task in REC_TASKS:
+        (first, _) = (out / f"samples_recif_{task}.jsonl").read_text().splitlines()
+        assert len(json.loads(first)["resps"][0][0]) == 32        # 32 beams recorded per sample
+    for task in ("item_understand", "rec_reason"):
+        record = json.loads((out / f"samples_recif_{task}.jsonl").read_text().splitlines()[0])
+        assert isinstance(record["resps"][0][0][0], str)          # the generation is recorded for the judge
+        assert summary["tasks"][task]["headline"]["value"] is None  # no judge configured: no score
+
+    lm_out = tmp_path / "lm"
+    cmd = [sys.executable, "-m", "recif_bench.cli.lm_eval_entry", "run", "--model", "recif-hf",
+           "--model_args", f"pretrained={tiny_model_dir},data_dir={mini_dir},limit=2",
+           "--tasks", "recif_video,recif_label_pred", "--output_path", str(lm_out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result_file,) = lm_out.rglob("results_*.json")
+    theirs = json.loads(result_file.read_text())["results"]
+    mine = json.loads((out / "lm_eval_results.json").read_text())["results"]
+    for task in ("recif_video", "recif_label_pred"):
+        keys = [k for k in mine[task] if "," in k and "stderr" not in k]
+        assert {k: theirs[task][k] for k in keys} == {k: mine[task][k] for k in keys}

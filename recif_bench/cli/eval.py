@@ -19,6 +19,7 @@ from typing import Any
 from recif_bench import tasks_dir
 from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER, TASKS, task_info
 from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
+from recif_bench.models.openai_backend import ServerError
 from recif_bench.sid import SidError, SidFormat
 
 log = logging.getLogger("recif_bench")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:
         return run(args)
-    except (DataError, SidError, UsageError, FileNotFoundError) as exc:
+    except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError) as exc:
         print(f"recif-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

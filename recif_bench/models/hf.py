@@ -35,6 +35,9 @@ class HFRecLM(KCandidateLM):
         self.torch = torch
         if model is None and not pretrained:
             raise ValueError("recif-hf needs pretrained=<folder or hub id>")
+        if device and str(device).startswith("cuda") and not torch.cuda.is_available():
+            log.warning("device %s requested but CUDA is not available: running on cpu", device)
+            device = "cpu"   # the stock lm_eval CLI passes cuda:0 by default
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(pretrained, trust_remote_code=bool(trust_remote_code))
         self.tokenizer.padding_side = "left"
