@@ -1,0 +1,1 @@
+"""Items as tokens: RQ-KMeans item tokenizer, collision handling, vocabulary expansion."""
