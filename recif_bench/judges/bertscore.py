@@ -1,0 +1,84 @@
+"""BERTScore F1 (Zhang et al.), as the ``bert_score`` package computes it with idf off.
+
+The reference weighs each matched information point by
+``BERTScorer(model_type="bert-base-chinese", num_layers=9, rescale_with_baseline=False)``.  Here:
+the hidden states of layer ``layer`` (``hidden_states[layer]`` = output of the first ``layer``
+blocks, what bert_score's truncated model returns), L2-normalised; [CLS]/[SEP]/padding carry no
+weight; precision = mean over candidate tokens of the best cosine with a reference token, recall
+the other way round; F1 = 2PR/(P+R), 0 when undefined (e.g. an empty text).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Sequence
+
+DEFAULT_MODEL = "bert-base-chinese"
+DEFAULT_LAYER = 9
+
+
+class BertScorer:
+    def __init__(self, model: str = DEFAULT_MODEL, layer: int = DEFAULT_LAYER, batch_size: int = 64,
+                 device: str | None = None):
+        self.model_name, self.layer, self.batch_size, self.device = model, layer, batch_size, device
+        self._loaded = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, object]:
+        return {"model": self.model_name, "layer": self.layer, "idf": False, "rescale_with_baseline": False}
+
+    def _load(self):
+        with self._lock:
+            if self._loaded is None:
+                import torch
+                from transformers import AutoModel, AutoTokenizer
+
+                device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+                model = AutoModel.from_pretrained(self.model_name).eval().to(device)
+                if self.layer > model.config.num_hidden_layers:
+                    raise ValueError(f"BERTScore layer {self.layer}: {self.model_name} has "
+                                     f"{model.config.num_hidden_layers} layers")
+                self._loaded = (tokenizer, model, device)
+        return self._loaded
+
+    def _embed(self, texts: Sequence[str]):
+        """Per text: the normalised embeddings of its real tokens (special tokens dropped)."""
+        import torch
+
+        tokenizer, model, device = self._load()
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [t.strip() for t in texts[start:start + self.batch_size]]
+            enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt",
+                            return_special_tokens_mask=True)
+            keep = (enc.pop("special_tokens_mask") == 0) & (enc["attention_mask"] == 1)
+            with torch.no_grad():
+                hidden = model(**enc.to(device), output_hidden_states=True).hidden_states[self.layer]
+            hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
+            out.extend(hidden[i][keep[i]] for i in range(len(batch)))
+        return out
+
+    def f1(self, candidates: Sequence[str], references: Sequence[str]) -> list[float]:
+        if len(candidates) != len(references):
+            raise ValueError("BERTScore needs as many candidates as references")
+        if not candidates:
+            return []
+        embedded = self._embed(list(candidates) + list(references))
+        scores = []
+        for cand, ref in zip(embedded[:len(candidates)], embedded[len(candidates):]):
+            if not len(cand) or not len(ref):
+                scores.append(0.0)
+                continue
+            sim = cand @ ref.T
+            precision, recall = sim.max(dim=1).values.mean().item(), sim.max(dim=0).values.mean().item()
+            total = precision + recall
+            scores.append(2 * precision * recall / total if total else 0.0)
+        return scores
+
+
+def bertscorer_from_env() -> BertScorer:
+    """``RECIF_BERTSCORE_MODEL`` / ``RECIF_BERTSCORE_LAYER`` override the reference's choice."""
+    return BertScorer(os.environ.get("RECIF_BERTSCORE_MODEL", DEFAULT_MODEL),
+                      int(os.environ.get("RECIF_BERTSCORE_LAYER", DEFAULT_LAYER)))

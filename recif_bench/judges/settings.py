@@ -1,0 +1,122 @@
+"""Which judge to use, from a spec string, the environment and an optional config file.
+
+``RECIF_JUDGE`` (or ``recif-eval --judge``) holds the spec: ``gemini[:<model>]``,
+``openai:<model>[@<base_url>]`` or ``local:<path>``.  Tuning comes from ``RECIF_JUDGE_WORKERS``,
+``RECIF_JUDGE_RPM`` and ``RECIF_JUDGE_CACHE``, or from the JSON file named by
+``RECIF_JUDGE_CONFIG`` (any field below, plus ``api_key``; environment variables win).
+Credentials stay in the environment / that file: ``public()`` is what results may record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+KINDS = ("gemini", "openai", "local")
+DEFAULT_GEMINI = "gemini-2.5-flash-lite"   # the reference's judge (spec §3.3)
+
+
+class JudgeConfigError(ValueError):
+    """A judge spec or config that cannot work; the message names the offending input."""
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    kind: str
+    model: str
+    base_url: str | None = None
+    temperature: float = 0.01          # reference: 0.01
+    max_tokens: int = 10000            # reference: 10000 output tokens
+    timeout: float = 120.0             # seconds per call
+    max_attempts: int = 3              # reference: 3 attempts in total on retryable errors
+    retry_delay: float = 2.0           # reference: sleep delay * 2**(i-1) (+ up to 30% jitter)
+    max_reasks: int = 2                # re-asks of a malformed answer (the reference has none)
+    workers: int = 8
+    rpm: float | None = None           # calls per minute, None = unlimited
+    cache_dir: str | None = None
+    api_key: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def comparable_with_paper(self) -> bool:
+        """Only the reference's judge model gives numbers comparable with the paper's tables."""
+        return self.kind == "gemini" and self.model == DEFAULT_GEMINI
+
+    def public(self) -> dict[str, Any]:
+        """The settings as results record them: no key, and a base URL without user/query parts."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("api_key", "cache_dir")}
+        out["base_url"] = public_url(self.base_url)
+        out["comparable_with_paper"] = self.comparable_with_paper
+        return out
+
+
+def public_url(url: str | None) -> str | None:
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+    """``kind:model@url`` -> (kind, model, base_url)."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind not in KINDS:
+        raise JudgeConfigError(f"judge {spec!r}: kind must be one of {', '.join(KINDS)} "
+                               "(gemini:<model> | openai:<model>@<base_url> | local:<path>)")
+    if kind == "gemini":
+        return kind, rest or DEFAULT_GEMINI, None
+    if kind == "openai":
+        model, _, url = rest.partition("@")
+        if not model:
+            raise JudgeConfigError(f"judge {spec!r}: give the served model name, openai:<model>[@<base_url>]")
+        return kind, model, url or None
+    if not rest:
+        raise JudgeConfigError(f"judge {spec!r}: give the model folder, local:<path>")
+    return kind, rest, None
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> JudgeSettings | None:
+    """The configured judge, or None when ``RECIF_JUDGE`` is unset or ``none``."""
+    env = dict(os.environ if env is None else env)
+    config = _read_config(env.get("RECIF_JUDGE_CONFIG"))
+    spec = env.get("RECIF_JUDGE") or config.pop("judge", None) or "none"
+    if spec == "none":
+        return None
+    kind, model, base_url = parse_spec(spec)
+    known = {f.name for f in fields(JudgeSettings)} - {"kind", "model"}
+    unknown = set(config) - known
+    if unknown:
+        raise JudgeConfigError(f"{env['RECIF_JUDGE_CONFIG']}: unknown judge setting(s) {sorted(unknown)}")
+    settings = JudgeSettings(kind=kind, model=model, **config)
+    overrides: dict[str, Any] = {}
+    for name, var, cast in (("workers", "RECIF_JUDGE_WORKERS", int), ("rpm", "RECIF_JUDGE_RPM", float),
+                            ("cache_dir", "RECIF_JUDGE_CACHE", str)):
+        if env.get(var):
+            try:
+                overrides[name] = cast(env[var])
+            except ValueError:
+                raise JudgeConfigError(f"{var}={env[var]!r} is not a valid {cast.__name__}") from None
+    if base_url:
+        overrides["base_url"] = base_url
+    settings = replace(settings, **overrides)
+    if settings.workers < 1:
+        raise JudgeConfigError(f"judge workers must be >= 1, got {settings.workers}")
+    return settings
+
+
+def _read_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JudgeConfigError(f"RECIF_JUDGE_CONFIG: {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise JudgeConfigError(f"RECIF_JUDGE_CONFIG: {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(config, dict):
+        raise JudgeConfigError(f"RECIF_JUDGE_CONFIG: {path} must hold a JSON object")
+    return config
