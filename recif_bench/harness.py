@@ -134,53 +134,63 @@ def process_text(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
     """Text tasks: the generation is recorded; the judge scores the corpus in the aggregation."""
     candidates = _candidates(results)
     generation = candidates[0] if candidates else ""
-    item = (doc["sample_id"], generation, doc["answer"])
+    item = (doc["task"], doc["sample_id"], generation, doc["answer"])
     return {"empty_rate": float(not sid.answer_text(generation)),
-            **{metric: item for metric, task in JUDGED_METRICS.items() if task == doc["task"]}}
+            **{metric: item for metric in JUDGED_METRICS.get(doc["task"], ())}}
 
 
 # --------------------------------------------------------------------------------------------
 # LLM judge of the two text tasks, run once over the corpus inside lm-eval's aggregation step.
 
-JUDGE_STATS: dict[str, dict[str, Any]] = {}
+JUDGE_STATS: dict[str, dict[str, Any]] = {}      # task -> judge accounting (summary.json tasks.<task>.judge)
+JUDGE_SAMPLES: dict[str, list[dict[str, Any]]] = {}   # task -> per-sample judge records
+NO_JUDGE = {"kind": "none", "calls": 0, "failed": 0, "tokens": 0, "note": "judge not configured"}
 
-# metric -> task whose judge computes it; process_text hands every one of them the same item
+# task -> the metrics its judge computes; process_text hands each of them the same item
 JUDGED_METRICS = {
-    "macro_wip_double_weighted_f1": "item_understand",
-    "micro_wip_double_weighted_f1": "item_understand",
-    "macro_wip_double_weighted_f1_strict": "item_understand",
-    "llm_score": "rec_reason",
-    "llm_score_strict": "rec_reason",
+    "item_understand": ("macro_wip_double_weighted_f1", "micro_wip_double_weighted_f1",
+                        "macro_wip_double_weighted_f1_strict", "n_judge_failed"),
+    "rec_reason": ("llm_score", "llm_score_strict", "n_judge_failed"),
 }
+
+
+def judge_items(task: str, items: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Score one task's ``(sample_id, generation, answer)`` items with the configured judge.
+
+    Without a judge the generations are still recorded and the scores are null.  Also used by
+    ``recif-eval --rejudge`` on the items a finished run recorded.
+    """
+    from recif_bench import judges
+
+    settings = judges.settings_from_env()
+    if settings is None:
+        JUDGE_STATS[task] = dict(NO_JUDGE)
+        return {}
+    samples = [judges.TextSample(*map(str, item)) for item in items]
+    result = judges.judge_task(task, samples, settings)
+    JUDGE_STATS[task], JUDGE_SAMPLES[task] = result.stats, result.samples
+    return result.metrics
 
 
 @lru_cache(maxsize=4)
 def _judge_corpus(task: str, items: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
-    """One judge pass per task and corpus, shared by all of the task's judged metrics.
+    """One judge pass per task and corpus, shared by the task's judged metrics."""
+    return judge_items(task, items)
 
-    Without a configured judge the generations are still recorded and the scores are null.
-    """
-    import os
 
-    if os.environ.get("RECIF_JUDGE", "none") == "none":
-        JUDGE_STATS[task] = {"kind": "none", "calls": 0, "failed": 0, "note": "no judge configured"}
-        return {}
-    from recif_bench import judges
-
-    settings = judges.judge_settings_from_env()
-    runner = judges.judge_from_settings(**settings)
-    samples = [judges.TextSample(sample_id, prediction, reference) for sample_id, prediction, reference in items]
-    if task == "item_understand":
-        result = judges.score_item_understand(samples, runner, judges.bertscorer_from_env())
-    else:
-        result = judges.score_rec_reason(samples, runner)
-    JUDGE_STATS[task] = dict(result.stats)
-    return dict(result.metrics)
+def reset_judge() -> None:
+    """Forget the judge passes of an earlier run in this process (``recif-eval`` calls it per run)."""
+    JUDGE_STATS.clear()
+    JUDGE_SAMPLES.clear()
+    _judge_corpus.cache_clear()
 
 
 def _judged(metric: str):
-    def aggregate(items: Sequence[tuple[str, str, str]]) -> float:
-        value = _judge_corpus(JUDGED_METRICS[metric], tuple(tuple(i) for i in items)).get(metric)
+    def aggregate(items: Sequence[tuple[str, str, str, str]]) -> float:
+        if not items:
+            return float("nan")
+        task = items[0][0]
+        value = _judge_corpus(task, tuple(tuple(i[1:]) for i in items)).get(metric)
         return float("nan") if value is None else float(value)
 
     aggregate.__name__ = f"judged_{metric}"
@@ -192,14 +202,13 @@ agg_wip_micro = _judged("micro_wip_double_weighted_f1")
 agg_wip_macro_strict = _judged("macro_wip_double_weighted_f1_strict")
 agg_llm_score = _judged("llm_score")
 agg_llm_score_strict = _judged("llm_score_strict")
+agg_judge_failed = _judged("n_judge_failed")
 
 
 def judge_settings_for_summary() -> dict[str, Any] | None:
     """The judge of this process as recorded in summary.json (no credentials), or None."""
-    import os
+    from recif_bench import judges
+    from recif_bench.judges.prompt import prompt_version
 
-    kind = os.environ.get("RECIF_JUDGE", "none")
-    if kind == "none":
-        return None
-    return {"kind": kind, "model": os.environ.get("RECIF_JUDGE_MODEL"),
-            "prompt_version": next((s.get("prompt_version") for s in JUDGE_STATS.values()), None)}
+    settings = judges.settings_from_env()
+    return None if settings is None else {**settings.public(), "prompt_version": prompt_version()}

@@ -2,6 +2,7 @@
 from recif_bench.harness import (  # noqa: F401  (names are referenced by the task YAMLs)
     agg_auc,
     agg_count,
+    agg_judge_failed,
     agg_llm_score,
     agg_llm_score_strict,
     agg_wip_macro,

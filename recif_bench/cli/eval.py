@@ -80,9 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the reference's Qwen3 soft-switch template (default) or the model's own")
     p.add_argument("--sid-levels", type=int, default=3)
     p.add_argument("--sid-codebook", type=int, default=8192)
-    p.add_argument("--judge", choices=["none", "gemini", "openai", "hf"], default=None,
-                   help="LLM judge of the two text tasks (default: $RECIF_JUDGE or none)")
-    p.add_argument("--judge-model", default=None)
+    p.add_argument("--judge", default=None, metavar="SPEC",
+                   help="LLM judge of the two text tasks: gemini[:<model>] | openai:<model>[@<base_url>] | "
+                        "local:<path> | none (default: $RECIF_JUDGE or none)")
+    p.add_argument("--judge-workers", type=int, default=None, help="concurrent judge calls (default 8)")
+    p.add_argument("--judge-rpm", type=float, default=None, help="at most this many judge calls per minute")
+    p.add_argument("--rejudge", default=None, metavar="RUN_DIR",
+                   help="score the recorded generations of a finished run with the judge (no generation)")
     p.add_argument("--output", default=None, help="run directory (default: results/<model>-<data>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:   # lm-eval warns about every custom dataset; our own warnings stay on
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:
-        return run(args)
+        return rejudge_run(args) if args.rejudge else run(args)
     except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError) as exc:
         print(f"recif-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -133,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
     model_args = {**parse_model_args(args.model_args), **_backend_args(backend, args, root, fmt)}
     _configure_judge(args, run_dir)
+    harness.reset_judge()
     lm = build_model(BACKENDS[backend], model_args)
 
     runnable = [t for t in tasks if supports(lm, TASKS[t].kind)]
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     for task in runnable:
         res.write_samples(run_dir, task_info(task).lm_eval_name,
                           lm_results.get("samples", {}).get(task_info(task).lm_eval_name, []))
+    write_judge_samples(run_dir, harness.JUDGE_SAMPLES)
     res.write_json(run_dir / "lm_eval_results.json", {k: v for k, v in lm_results.items() if k != "samples"})
     entries = {}
     for task in tasks:
@@ -218,12 +224,45 @@ def _backend_args(backend: str, args: argparse.Namespace, root: Path, fmt: SidFo
 
 
 def _configure_judge(args: argparse.Namespace, run_dir: Path) -> None:
-    """The text tasks read their judge from the environment (so stock ``lm_eval`` can set it too)."""
-    if args.judge:
-        os.environ["RECIF_JUDGE"] = args.judge
-    if args.judge_model:
-        os.environ["RECIF_JUDGE_MODEL"] = args.judge_model
+    """The text tasks read their judge from the environment (so stock ``lm_eval`` can set it too).
+
+    The judge is built here, before any model is loaded, so a bad spec or missing credentials end
+    the run at once instead of after the generations.
+    """
+    from recif_bench.judges import JudgeConfigError, settings_from_env
+    from recif_bench.judges.run import client_for
+
+    for var, value in (("RECIF_JUDGE", args.judge), ("RECIF_JUDGE_WORKERS", args.judge_workers),
+                       ("RECIF_JUDGE_RPM", args.judge_rpm)):
+        if value is not None:
+            os.environ[var] = str(value)
     os.environ.setdefault("RECIF_JUDGE_CACHE", str(run_dir / "judge_cache"))
+    try:
+        settings = settings_from_env()
+        if settings is not None:
+            client_for(settings)
+    except JudgeConfigError as exc:
+        raise UsageError(f"--judge: {exc}") from None
+
+
+def write_judge_samples(run_dir: Path, records: dict[str, list[dict]]) -> None:
+    """``judge_<task>.jsonl``: per sample, how the judge scored it (or why it could not)."""
+    import json
+
+    for task, rows in records.items():
+        with open(run_dir / f"judge_{task}.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def rejudge_run(args: argparse.Namespace) -> int:
+    from recif_bench.cli.rejudge import rejudge
+
+    run_dir = Path(args.rejudge)
+    _configure_judge(args, run_dir)
+    summary = rejudge(run_dir)
+    print(format_table(summary))
+    print(f"results: {run_dir}")
+    return 0
 
 
 def _data_name(data_dir: str | None, root: Path) -> str:
@@ -263,8 +302,22 @@ def format_table(summary: dict) -> str:
                 continue
             value = entry["headline"]["value"]
             shown = "--" if not entry["supported"] else ("n/a" if value is None else f"{value:.4f}")
-            lines.append(f"{title:<34} {task:<16} {entry['headline']['metric']:<30} {shown:>8} {entry['n']:>7}")
+            line = f"{title:<34} {task:<16} {entry['headline']['metric']:<30} {shown:>8} {entry['n']:>7}"
+            lines.append(f"{line}  {_judge_note(entry)}".rstrip())
     return "\n".join(lines)
+
+
+def _judge_note(entry: dict) -> str:
+    """What a reader must know about a judged score: no judge, failures, a non-paper judge."""
+    judge = entry.get("judge") if entry["supported"] else None
+    if not judge:
+        return ""
+    if judge.get("kind") == "none":
+        return "(judge not configured)"
+    notes = [f"{judge['failed']} judge failures"] if judge.get("failed") else []
+    if not judge.get("comparable_with_paper", True):
+        notes.append(f"judge {judge['kind']}:{judge.get('model')}, not comparable with the paper")
+    return f"({'; '.join(notes)})" if notes else ""
 
 
 if __name__ == "__main__":
