@@ -135,8 +135,10 @@ def build_tables(groups: Sequence[DataGroup], published: Sequence[PublishedTable
     for kind in MAIN_TABLES:
         joined = [p for p in published if p.table == kind]
         relevant = [g for g in groups if any(_in_table(kind, t) for t in g.tasks())]
-        for group in relevant or ([None] if joined else []):
+        for group in relevant:
             tables.append(_main_table(kind, group, joined))
+        if joined and not any(p.comparable_with(g.data_name) for p in joined for g in relevant):
+            tables.append(_main_table(kind, None, joined))   # the paper's own table, its bold, its radar
     for pub in (p for p in published if p.table not in MAIN_TABLES):
         tasks = {task for task, _ in pub.rows()}
         relevant = [g for g in groups if tasks & g.tasks()]
