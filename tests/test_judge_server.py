@@ -148,12 +148,15 @@ def test_concurrent_workers_ask_duplicates_once_and_respect_the_rate_limit(judge
 
     judge.behaviour = lambda prompt, n: (200, oracle(prompt), 0.2)
     samples = [TextSample(str(i), f"答{i % 10}", "参考") for i in range(30)]   # 10 distinct prompts
+    settings = settings_for(judge, "openai", tmp_path, workers=10)
+    runner = build_runner(settings, progress=False)
     start = time.perf_counter()
-    result = run("rec_reason", samples, settings_for(judge, "openai", tmp_path, workers=10))
+    result = judge_task("rec_reason", samples, settings, runner=runner)
     assert result.stats["calls"] == 10 and time.perf_counter() - start < 1.5   # sequential: >= 2 s
+    settings = settings_for(judge, "openai", tmp_path, workers=3, rpm=600)    # call starts at 0, 0.1, 0.2 s
+    runner = build_runner(settings, progress=False)
     start = time.perf_counter()
-    run("rec_reason", [TextSample(str(i), f"新{i}", "参考") for i in range(3)],
-        settings_for(judge, "openai", tmp_path, workers=3, rpm=600))          # call starts at 0, 0.1, 0.2 s
+    judge_task("rec_reason", [TextSample(str(i), f"新{i}", "参考") for i in range(3)], settings, runner=runner)
     assert time.perf_counter() - start >= 0.38
 
 
