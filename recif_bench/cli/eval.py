@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 "limit": args.limit, "sample": args.sample, "seed": args.seed,
                 "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
     model_args = {**parse_model_args(args.model_args), **_backend_args(backend, args, root, fmt)}
-    _configure_judge(args, run_dir)
+    _configure_judge(args, run_dir, tasks)
     harness.reset_judge()
     lm = build_model(BACKENDS[backend], model_args)
 
@@ -223,7 +223,7 @@ def _backend_args(backend: str, args: argparse.Namespace, root: Path, fmt: SidFo
     return llm
 
 
-def _configure_judge(args: argparse.Namespace, run_dir: Path) -> None:
+def _configure_judge(args: argparse.Namespace, run_dir: Path, tasks: list[str]) -> None:
     """The text tasks read their judge from the environment (so stock ``lm_eval`` can set it too).
 
     The judge is built here, before any model is loaded, so a bad spec or missing credentials end
@@ -243,6 +243,13 @@ def _configure_judge(args: argparse.Namespace, run_dir: Path) -> None:
             client_for(settings)
     except JudgeConfigError as exc:
         raise UsageError(f"--judge: {exc}") from None
+    if settings is not None and "item_understand" in tasks:
+        from recif_bench.judges.bertscore import bertscorer_from_env
+
+        try:
+            bertscorer_from_env().check()
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--judge: {exc}") from None
 
 
 def write_judge_samples(run_dir: Path, records: dict[str, list[dict]]) -> None:
@@ -257,8 +264,10 @@ def write_judge_samples(run_dir: Path, records: dict[str, list[dict]]) -> None:
 def rejudge_run(args: argparse.Namespace) -> int:
     from recif_bench.cli.rejudge import rejudge
 
+    from recif_bench.judges import JUDGED_TASKS
+
     run_dir = Path(args.rejudge)
-    _configure_judge(args, run_dir)
+    _configure_judge(args, run_dir, list(JUDGED_TASKS))
     summary = rejudge(run_dir)
     print(format_table(summary))
     print(f"results: {run_dir}")
