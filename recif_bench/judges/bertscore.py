@@ -28,6 +28,18 @@ class BertScorer:
     def describe(self) -> dict[str, object]:
         return {"model": self.model_name, "layer": self.layer, "idf": False, "rescale_with_baseline": False}
 
+    def check(self) -> None:
+        """Fail early, with one line, when the BERTScore model cannot be found (e.g. offline)."""
+        from transformers import AutoConfig
+
+        try:
+            layers = AutoConfig.from_pretrained(self.model_name).num_hidden_layers
+        except (OSError, ValueError) as exc:
+            raise OSError(f"BERTScore model {self.model_name} is not available ({type(exc).__name__}); "
+                          "set RECIF_BERTSCORE_MODEL to a local BERT folder") from None
+        if self.layer > layers:
+            raise ValueError(f"BERTScore layer {self.layer}: {self.model_name} has {layers} layers")
+
     def _load(self):
         with self._lock:
             if self._loaded is None:
@@ -35,11 +47,9 @@ class BertScorer:
                 from transformers import AutoModel, AutoTokenizer
 
                 device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+                self.check()
                 tokenizer = AutoTokenizer.from_pretrained(self.model_name)
                 model = AutoModel.from_pretrained(self.model_name).eval().to(device)
-                if self.layer > model.config.num_hidden_layers:
-                    raise ValueError(f"BERTScore layer {self.layer}: {self.model_name} has "
-                                     f"{model.config.num_hidden_layers} layers")
                 self._loaded = (tokenizer, model, device)
         return self._loaded
 

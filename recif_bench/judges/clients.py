@@ -99,8 +99,11 @@ class LocalClient:
             raise JudgeConfigError(f"local judge: {settings.model} is not a model folder")
         self.identity = identity(settings)
         self._max_new_tokens = settings.max_tokens
-        self._tokenizer = AutoTokenizer.from_pretrained(settings.model)
-        self._model = AutoModelForCausalLM.from_pretrained(settings.model).eval()
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(settings.model)
+            self._model = AutoModelForCausalLM.from_pretrained(settings.model).eval()
+        except (OSError, ValueError) as exc:
+            raise JudgeConfigError(f"local judge: cannot load {settings.model} ({type(exc).__name__}: {exc})") from None
         self._lock = threading.Lock()
 
     def complete(self, prompt: str) -> Reply:
