@@ -1,7 +1,9 @@
 """The eight RecIF-Bench tasks: the facts every other module looks up (layer, kind, headline metric).
 
 Task names follow the official data layout (``<data_dir>/<name>/<name>_test.parquet``); the
-lm-eval task of ``video`` is ``recif_video`` and so on.
+lm-eval task of ``video`` is ``recif_video`` and so on.  The Amazon transfer tasks
+(``amazon_<category>``, any category folder in the P5 format) are not RecIF-Bench tasks: they are
+not in :data:`TASKS`, have no layer, and :func:`task_info` describes them on demand.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ LAYER_NAMES = {
 @dataclass(frozen=True)
 class TaskInfo:
     name: str               # official folder name, e.g. "video"
-    layer: int              # capability layer of the paper (0..3)
+    layer: int | None       # capability layer of the paper (0..3); None for the Amazon transfer tasks
     kind: TaskKind
     headline: str           # the metric of the paper's table
     title: str              # row label of the paper's table
@@ -31,7 +33,7 @@ class TaskInfo:
 
     @property
     def lm_eval_name(self) -> str:
-        return f"recif_{self.name}"
+        return self.name if self.name.startswith(AMAZON_PREFIX) else f"recif_{self.name}"
 
 
 TASKS: dict[str, TaskInfo] = {t.name: t for t in [
@@ -50,8 +52,21 @@ TASK_ORDER = ["item_understand", "video", "ad", "product", "label_pred", "label_
               "interactive", "rec_reason"]
 
 
+AMAZON_PREFIX = "amazon_"
+AMAZON_GROUP = "amazon_transfer"
+AMAZON_CATEGORIES = ("beauty", "sports")    # the members of the amazon_transfer group (data in shared/)
+
+
+def amazon_task(category: str) -> TaskInfo:
+    """The transfer task of one Amazon category: next item over the full catalogue, headline Recall@10."""
+    return TaskInfo(f"{AMAZON_PREFIX}{category}", None, "rec", "recall@10",
+                    category.replace("_", " ").title(), domain=f"{AMAZON_PREFIX}{category}")
+
+
 def task_info(name: str) -> TaskInfo:
-    """Look up by official name (``video``) or lm-eval name (``recif_video``)."""
+    """Look up by official name (``video``), lm-eval name (``recif_video``) or ``amazon_<category>``."""
+    if name.startswith(AMAZON_PREFIX) and len(name) > len(AMAZON_PREFIX):
+        return amazon_task(name.removeprefix(AMAZON_PREFIX))
     key = name.removeprefix("recif_")
     if key not in TASKS:
         known = ", ".join(TASKS)

@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from recif_bench import tasks_dir
-from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER, TASKS, task_info
+from recif_bench.benchmark import AMAZON_CATEGORIES, AMAZON_GROUP, AMAZON_PREFIX, LAYER_NAMES, TASK_ORDER, TASKS, task_info
 from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
 from recif_bench.models.openai_backend import ServerError
+from recif_bench.itemic.collisions import CatalogueError
+from recif_bench.itemic.embed import EmbeddingError
 from recif_bench.sid import SidError, SidFormat
+from recif_bench.transfer import format_table as transfer_table
 
 log = logging.getLogger("recif_bench")
 
 GROUPS = {
     "recif_bench": TASK_ORDER,
     **{f"recif_layer{layer}": [t for t in TASK_ORDER if TASKS[t].layer == layer] for layer in LAYER_NAMES},
+    AMAZON_GROUP: [f"{AMAZON_PREFIX}{c}" for c in AMAZON_CATEGORIES],
 }
 BACKENDS = {"hf": "recif-hf", "vllm": "recif-vllm", "openai": "recif-openai", "rec": "recif-rec"}
 
@@ -80,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the reference's Qwen3 soft-switch template (default) or the model's own")
     p.add_argument("--sid-levels", type=int, default=3)
     p.add_argument("--sid-codebook", type=int, default=8192)
+    p.add_argument("--item-ids", default="auto",
+                   help="Amazon tasks: item identifiers: auto (MiniLM + RQ-KMeans 3x256 + dedup, cached), "
+                        "keywords (GRLM term IDs), or an item-codes file of `recif-items encode` ({category} allowed)")
+    p.add_argument("--text-augmented", action="store_true",
+                   help="Amazon tasks: SID followed by the item keywords (OpenOneRec Strategy 3)")
+    p.add_argument("--collision-mode", choices=["group", "first"], default="group",
+                   help="Amazon tasks: an identifier shared by several items returns all of them (GRLM) or the first")
     p.add_argument("--judge", default=None, metavar="SPEC",
                    help="LLM judge of the two text tasks: gemini[:<model>] | openai:<model>[@<base_url>] | "
                         "local:<path> | none (default: $RECIF_JUDGE or none)")
@@ -101,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:
         return rejudge_run(args) if args.rejudge else run(args)
-    except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError) as exc:
+    except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError,
+            CatalogueError, EmbeddingError) as exc:
         print(f"recif-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -119,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     tasks = expand_tasks(args.tasks)
     backend = args.backend or ("rec" if args.model in _recommenders() else "hf")
 
-    root = resolve_data_dir(args.data_dir)
-    data_name = _data_name(args.data_dir, root)
+    root = _data_root(args.data_dir, tasks)
+    data_name = _data_name(args.data_dir, root, tasks)
     print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
     reports = {t: _validate(root, t, args, fmt) for t in tasks}
 
@@ -133,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         requests_db.unlink()
 
     metadata = {"data_dir": str(root), "thinking": args.thinking, "chat_template": args.chat_template,
+                "item_ids": args.item_ids, "text_augmented": args.text_augmented,
+                "collision_mode": args.collision_mode,
                 "limit": args.limit, "sample": args.sample, "seed": args.seed,
                 "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
     model_args = {**parse_model_args(args.model_args), **_backend_args(backend, args, root, fmt)}
@@ -140,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     harness.reset_judge()
     lm = build_model(BACKENDS[backend], model_args)
 
-    runnable = [t for t in tasks if supports(lm, TASKS[t].kind)]
+    runnable = [t for t in tasks if supports(lm, task_info(t).kind)]
     skipped_kinds = [t for t in tasks if t not in runnable]
     from recif_bench.resume import ResumableLM
 
@@ -180,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
                   "requests": {"reused": resumable.reused, "computed": resumable.computed}},
         tasks=entries)
     res.write_json(run_dir / "summary.json", summary)
-    print(format_table(summary))
+    for table in (format_table(summary), transfer_table(summary)):
+        if "\n" in table:    # a header without rows is left out
+            print(table)
     if skipped_kinds:
         print(f"(not supported by {args.model}: {', '.join(skipped_kinds)})")
     print(f"results: {run_dir}")
@@ -199,6 +215,11 @@ def _evaluate(lm, tasks: list[str], metadata: dict, seed: int) -> dict:
 
 
 def _validate(root: Path, task: str, args: argparse.Namespace, fmt: SidFormat) -> LoadReport:
+    if task.startswith(AMAZON_PREFIX):
+        from recif_bench import transfer
+
+        return transfer.load(task, str(root), args.item_ids, args.text_augmented, args.collision_mode,
+                             limit=args.limit, sample=args.sample, seed=args.seed)[2]
     _, report = load_task(root, task, limit=args.limit, sample=args.sample, seed=args.seed, fmt=fmt)
     return report
 
@@ -212,7 +233,7 @@ def _recommenders() -> set[str]:
 def _backend_args(backend: str, args: argparse.Namespace, root: Path, fmt: SidFormat) -> dict[str, Any]:
     common = {"data_dir": str(root), "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
     if backend == "rec":
-        return {"model": args.model, **common}
+        return {"model": args.model, "item_ids": args.item_ids, "text_augmented": args.text_augmented, **common}
     llm = {"pretrained": args.model, "thinking": args.thinking, "seed": args.seed, **common}
     if args.constrained:
         if backend not in ("hf",):
@@ -274,8 +295,23 @@ def rejudge_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_name(data_dir: str | None, root: Path) -> str:
+def _data_root(data_dir: str | None, tasks: list[str]) -> Path:
+    """The RecIF-Bench data root, or the Amazon folder (given explicitly) when every task is an Amazon one."""
+    amazon = [t for t in tasks if t.startswith(AMAZON_PREFIX)]
+    if not amazon:
+        return resolve_data_dir(data_dir)
+    if len(amazon) < len(tasks):
+        raise UsageError("--tasks: run the Amazon tasks and the RecIF-Bench tasks separately (different --data-dir)")
+    if not data_dir:
+        raise UsageError("--data-dir: the Amazon tasks need the folder holding <category>/ (e.g. ../shared/data/amazon)")
+    return Path(data_dir)
+
+
+def _data_name(data_dir: str | None, root: Path, tasks: list[str] = ()) -> str:
     from recif_bench.data.mini import MARKER
+
+    if tasks and all(t.startswith(AMAZON_PREFIX) for t in tasks):
+        return "amazon-" + "+".join(t.removeprefix(AMAZON_PREFIX) for t in tasks)
 
     if (root / MARKER).exists():
         return "mini-recif"

@@ -56,9 +56,12 @@ class GenSpec:
         spec = cls.from_kwargs(request.args[1], default_max_new_tokens)
         task = getattr(request, "task_name", None)
         if task and (spec.catalogue is None or spec.domain is None):
-            from recif_bench.benchmark import TASKS
+            from recif_bench.benchmark import task_info
 
-            info = TASKS.get(task.removeprefix("recif_"))
+            try:
+                info = task_info(task)
+            except KeyError:
+                info = None
             if info is not None:
                 spec = replace(spec, catalogue=spec.catalogue or info.mapping_file,
                                domain=spec.domain or info.domain)

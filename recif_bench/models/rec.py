@@ -5,7 +5,10 @@ strings, so they are scored by exactly the same tasks and metrics as the LLMs.  
 tasks are not supported (the paper's "--"): :func:`supports` says so and ``recif-eval`` skips them.
 
 Recommenders are a registry of small classes with ``fit`` / ``recommend`` / ``score``; the shipped
-one is ``popularity``.
+one is ``popularity``.  On the Amazon transfer tasks (domain ``amazon_<category>``) it ranks items
+by their interactions before each user's test item (ties: lower item id first) and answers with
+the items' identifiers from :mod:`recif_bench.transfer` (same ``item_ids`` / ``text_augmented``
+settings as the task, passed as model_args).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
 from recif_bench import sid
-from recif_bench.benchmark import TaskKind
+from recif_bench.benchmark import AMAZON_PREFIX, TaskKind
 from recif_bench.models.genspec import GenSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,8 @@ class Recommender(Protocol):
 
 
 class Popularity:
-    """Most popular items of the training split, the same list for every user.
+    """Most popular items of the training split, the same list for every user (keys: SIDs, or item ids
+    on the Amazon tasks).
 
     Counts come from the raw RecIF table's train users (``split == 0``): histories and targets of
     the domain, mapped to SIDs with the domain's pid2sid table.  Without a raw table the counts
@@ -97,6 +101,10 @@ def _as_list(value) -> list:
     return list(value.tolist() if hasattr(value, "tolist") else value)
 
 
+def _is_amazon(domain: str | None) -> bool:
+    return bool(domain) and domain.startswith(AMAZON_PREFIX)
+
+
 def supports(model: LM, kind: TaskKind) -> bool:
     """Whether a model can answer a task kind (only non-LLM recommenders cannot do text tasks)."""
     return not isinstance(model, RecLM) or kind in SUPPORTED_KINDS
@@ -104,12 +112,16 @@ def supports(model: LM, kind: TaskKind) -> bool:
 
 @register_model("recif-rec")
 class RecLM(LM):
-    """model_args: ``model=popularity`` (default), ``data_dir=`` (to find ``raw/`` tables),
-    ``train_dir=`` (a folder with the raw RecIF tables), ``sid_levels``, ``sid_codebook``."""
+    """model_args: ``model=popularity`` (default), ``data_dir=`` (to find ``raw/`` tables, or the Amazon
+    category folders), ``train_dir=`` (a folder with the raw RecIF tables), ``sid_levels``, ``sid_codebook``,
+    ``item_ids`` / ``text_augmented`` (identifiers of the Amazon tasks)."""
 
     def __init__(self, model: str = "popularity", data_dir: str | None = None, train_dir: str | None = None,
-                 sid_levels: int = 3, sid_codebook: int = 8192, **_ignored) -> None:
+                 sid_levels: int = 3, sid_codebook: int = 8192, item_ids: str = "auto",
+                 text_augmented: bool = False, **_ignored) -> None:
         super().__init__()
+        self.data_dir, self.item_ids, self.text_augmented = data_dir, str(item_ids), text_augmented
+        self.amazon: dict[str, Popularity] = {}
         if model not in RECOMMENDERS:
             raise ValueError(f"unknown recommender {model!r}; known: {', '.join(RECOMMENDERS)}")
         self.name = model
@@ -143,18 +155,34 @@ class RecLM(LM):
         return self.recommender
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[list[str]]:
-        recommender = self._fitted(requests)
+        recif = [r for r in requests if not _is_amazon(GenSpec.for_request(r).domain)]
+        recommender = self._fitted(recif) if recif else None
         out = []
         for request in tqdm(requests, desc=f"{self.name}: recommend", disable=disable_tqdm):
             spec = GenSpec.for_request(request)
             if spec.domain is None:   # a text task: not something a recommender can answer
                 answer = [""]
+            elif _is_amazon(spec.domain):
+                answer = self._amazon_answer(spec.domain, spec.num_return_sequences)
             else:
                 items = recommender.recommend(request.args[0], spec.domain, spec.num_return_sequences)
                 answer = [sid.render_body(codes, self.fmt) for codes in items]
             self.cache_hook.add_partial("generate_until", request.args, answer)
             out.append(answer)
         return out
+
+    def _amazon_answer(self, domain: str, k: int) -> list[str]:
+        from recif_bench import transfer
+        from recif_bench.harness import as_bool
+
+        category = domain.removeprefix(AMAZON_PREFIX)
+        data_dir = transfer.require_data_dir(self.data_dir)
+        if domain not in self.amazon:
+            data = transfer.dataset(category, data_dir)
+            counts = data.train_counts("test")       # every catalogue item is ranked, unseen ones last
+            self.amazon[domain] = Popularity({domain: Counter({item: counts[item] for item in data.items})})
+        items = transfer.catalogue(category, data_dir, self.item_ids, as_bool(self.text_augmented))
+        return [items.render_answer(item) for item in self.amazon[domain].recommend("", domain, k)]
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """label_pred: log p(是) = log s, log p(否) = log(1 - s), s = the candidate's score."""
