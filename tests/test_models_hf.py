@@ -32,7 +32,8 @@ def test_beam_search_returns_k_ordered_candidates(lm):
     # beam order = best first: the sequence log-probabilities are non-increasing
     ids = lm.tokenizer(prompt + "<|sid_begin|>", add_special_tokens=False)["input_ids"]
     scores = []
-    for text in candidates:
+    # a random model may emit byte fragments of one character, which no decoded text can give back
+    for text in [c for c in candidates if "\ufffd" not in c]:
         new = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
         assert len(new) == 3   # exactly three new tokens, decoded with the itemic tokens kept
         logprobs = lm._logprobs([ids + new])[0]
