@@ -94,7 +94,7 @@ class Run:
         if self.data.get("sample"):
             tags.append(f"sample {self.data['sample']}")
         if self.stage:
-            tags.append(f"stage {self.stage}")
+            tags.append(str(self.stage))
         return tags
 
     def label(self) -> str:
@@ -198,14 +198,15 @@ def _name_groups(groups: list[DataGroup]) -> None:
             extra = [f"limit {selection[1]}"] if selection[1] else []
             extra += [f"sample {selection[2]} seed {selection[3]}"] if selection[2] else []
             if len(same_name) > 1:
-                extra.append(f"data {_short(group.fingerprints[0])}")
+                extra.append(f"data #{i} {_short(group.fingerprints[0])}")
             group.label = f"{name} ({', '.join(extra)})" if extra else name
-            group.key = _slug(name) + (f"-{i}" if len(same_name) > 1 else "")
+            group.key = slug(name) + (f"-{i}" if len(same_name) > 1 else "")
 
 
 def _short(fingerprint: str) -> str:
     return fingerprint.removeprefix("sha256:")[:8]
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name and HTML-id safe form of ``text``."""
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower()).strip("-") or "data"

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import jinja2
 
 from leaderboard.collect import Run, slug
-from leaderboard.tables import Table, grid, header_labels
+from leaderboard.tables import Table, grid
 
 TEMPLATE = "board.html.jinja"
 
@@ -37,9 +37,9 @@ def run_anchor(run: Run) -> str:
 
 
 def _table_view(table: Table, figures: Sequence[Figure]) -> dict[str, Any]:
-    columns = [{"label": label, "reported": col.reported, "comparable": col.comparable,
+    columns = [{"label": col.label, "reported": col.reported, "comparable": col.comparable,
                 "anchor": run_anchor(col.run) if col.run is not None else None, "source": col.source}
-               for label, col in zip(header_labels(table), table.columns)]
+               for col in table.columns]
     rows = []
     for i, (label, metric, shown, bold) in enumerate(grid(table)):
         if i < len(table.rows):

@@ -94,6 +94,7 @@ def layer_bars(table: Table, stem: Path) -> Path | None:
         ax.set_xticks(x, [f"{table.rows[r].label}\n{metric_label(table.rows[r].metric)}" for r in rows],
                       fontsize="small")
         ax.set_title(LAYER_NAMES[layer], fontsize="medium")
+        ax.set_ylim(bottom=0)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(columns)), fontsize="small",
                bbox_to_anchor=(0.5, -0.02 - 0.05 * ((len(columns) - 1) // 4)))
