@@ -301,10 +301,13 @@ def test_on_a_real_recif_eval_run(mini_dir, tmp_path):
     from recif_bench.cli.eval import main as recif_eval
 
     results = tmp_path / "results"
-    assert recif_eval(["--data-dir", str(mini_dir), "--limit", "5", "--output", str(results / "pop")]) == 0
+    assert recif_eval(["--data-dir", str(mini_dir), "--limit", "5", "--output", str(results / "pop"),
+                       "--pipeline", "baselines", "--stage", "popularity"]) == 0
     assert leaderboard(["--results", str(results), "--out", str(tmp_path / "site"), "--no-published"]) == 0
     table = (tmp_path / "site" / "tables" / "recif_bench-mini-recif.csv").read_text()
     video = next(r for r in csv.reader(io.StringIO(table)) if r[0] == "video")
     summary = json.loads((results / "pop" / "summary.json").read_text())
     assert float(video[3]) == pytest.approx(summary["tasks"]["video"]["headline"]["value"])
-    assert (tmp_path / "site" / "plots" / "recif_bench-mini-recif-radar.png").exists()
+    assert (summary["run"]["pipeline"], summary["model"]["stage"]) == ("baselines", "popularity")
+    for stem in ("recif_bench-mini-recif-radar", "stages-baselines-mini-recif"):
+        assert (tmp_path / "site" / "plots" / f"{stem}.png").exists()

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-rpm", type=float, default=None, help="at most this many judge calls per minute")
     p.add_argument("--rejudge", default=None, metavar="RUN_DIR",
                    help="score the recorded generations of a finished run with the judge (no generation)")
+    p.add_argument("--pipeline", default=None,
+                   help="training pipeline this checkpoint belongs to (run.pipeline; the leaderboard plots its stages)")
+    p.add_argument("--stage", default=None, help="training stage of this checkpoint, e.g. stage1, sft (model.stage)")
     p.add_argument("--output", default=None, help="run directory (default: results/<model>-<data>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -182,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     summary = res.build_summary(
         name=run_dir.name, started=started, elapsed=time.perf_counter() - clock,
         model={"name": args.model, "backend": backend, "source": _public_source(args.model, model_args),
-               "fingerprint": res.model_fingerprint(args.model)},
+               "fingerprint": res.model_fingerprint(args.model),
+               **({"stage": args.stage} if args.stage else {})},
         data={"name": data_name, "location": str(root),
               "fingerprint": res.data_fingerprint(r.fingerprint for r in reports.values()),
               "files": {t: r.as_dict() for t, r in reports.items()},
@@ -193,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                   "judge": harness.judge_settings_for_summary(),
                   "requests": {"reused": resumable.reused, "computed": resumable.computed}},
         tasks=entries)
+    if args.pipeline:
+        summary["run"]["pipeline"] = args.pipeline
     res.write_json(run_dir / "summary.json", summary)
     for table in (format_table(summary), transfer_table(summary)):
         if "\n" in table:    # a header without rows is left out
