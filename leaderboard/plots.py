@@ -14,13 +14,14 @@ the same data (or when a table has no runs of ours, the reported models alone).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from leaderboard.collect import DataGroup, Run, slug  # noqa: E402
 from leaderboard.layout import headline_metric, is_recif, metric_label, task_label  # noqa: E402
@@ -158,13 +159,14 @@ def stage_plot(pipeline: str, group: DataGroup, runs: list[Run], stem: Path) -> 
 def write_plots(tables: Sequence[Table], groups: Sequence[DataGroup], out_dir: Path) -> list[Path]:
     """Every figure the tables and pipelines call for; returns the PNG paths (SVGs lie beside them)."""
     out_dir = Path(out_dir)
-    made: list[Path | None] = []
+    jobs: list[tuple[Callable[..., Path | None], tuple]] = []
     for table in tables:
         if table.kind == "recif_bench":
-            made.append(radar(table, out_dir / f"{table.key}-radar"))
-            made.append(layer_bars(table, out_dir / f"{table.key}-layers"))
+            jobs += [(radar, (table, out_dir / f"{table.key}-radar")),
+                     (layer_bars, (table, out_dir / f"{table.key}-layers"))]
         elif table.kind == "amazon":
-            made.append(domain_bars(table, out_dir / f"{table.key}-domains"))
+            jobs.append((domain_bars, (table, out_dir / f"{table.key}-domains")))
     for name, group, runs in pipelines(groups):
-        made.append(stage_plot(name, group, runs, out_dir / f"stages-{slug(name)}-{group.key}"))
+        jobs.append((stage_plot, (name, group, runs, out_dir / f"stages-{slug(name)}-{group.key}")))
+    made = [plot(*args) for plot, args in tqdm(jobs, desc="recif-leaderboard: plots", unit="figure")]
     return [path for path in made if path is not None]
