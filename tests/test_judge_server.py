@@ -6,6 +6,7 @@ import json
 
 import pytest
 from fake_judge import FakeJudge, between, oracle
+from tiny_bert import build_tiny_bert
 
 from recif_bench.cli.eval import main as recif_eval
 from recif_bench.judges import JudgeSettings, TextSample, build_runner, judge_task
@@ -171,6 +172,8 @@ def test_local_transformers_judge_counts_garbage_as_failures(tiny_model_dir, tmp
 
 def test_recif_eval_judges_caches_and_rejudges(judge, mini_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-written")
+    monkeypatch.setenv("RECIF_BERTSCORE_MODEL", str(build_tiny_bert(tmp_path / "bert")))
+    monkeypatch.setenv("RECIF_BERTSCORE_LAYER", "0")
     out = tmp_path / "run"
     base = ["--backend", "openai", "--model", "served", "--model-args", f"base_url={judge.url}/v1",
             "--data-dir", str(mini_dir), "--tasks", "item_understand,rec_reason", "--limit", "3",
@@ -221,6 +224,13 @@ def test_bad_judge_settings_end_with_one_line(tmp_path, monkeypatch, capsys):
     assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
     assert "no credentials" in capsys.readouterr().err
     monkeypatch.setenv("GEMINI_API_KEY", "x")
+    monkeypatch.setenv("RECIF_BERTSCORE_MODEL", str(tmp_path / "no-bert"))
+    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
+    assert "BERTScore model" in capsys.readouterr().err
+    monkeypatch.setenv("RECIF_BERTSCORE_MODEL", str(build_tiny_bert(tmp_path / "bert")))
+    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
+    assert "BERTScore layer 9: " in capsys.readouterr().err   # the reference's layer; this BERT has 1
+    monkeypatch.setenv("RECIF_BERTSCORE_LAYER", "1")
     assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
     err = capsys.readouterr().err
     assert "summary.json does not exist" in err and len(err.strip().splitlines()) == 1

@@ -4,6 +4,7 @@ BERTScore on a tiny BERT with hand-set embeddings, settings and cache.  No netwo
 import json
 
 import pytest
+from tiny_bert import build_tiny_bert
 
 from recif_bench.judges import JudgeConfigError, parse_spec, settings_from_env
 from recif_bench.judges.bertscore import BertScorer
@@ -86,29 +87,7 @@ def test_prompts_are_the_reference_texts_with_slots_filled_once():
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    """A 1-layer BERT whose layer-0 output is LayerNorm(word embedding), with hand-set vectors."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=4, num_hidden_layers=1, num_attention_heads=1,
-                        intermediate_size=8, max_position_embeddings=16, type_vocab_size=1)
-    model = BertModel(config)
-    with torch.no_grad():
-        emb = model.embeddings
-        emb.word_embeddings.weight.zero_()
-        emb.word_embeddings.weight[5] = torch.tensor([1.0, -1.0, 0.0, 0.0])   # a
-        emb.word_embeddings.weight[6] = torch.tensor([0.0, 0.0, 1.0, -1.0])   # b
-        emb.word_embeddings.weight[7] = torch.tensor([1.0, -1.0, 1.0, -1.0])  # c: cos(a, c) = cos(b, c) = 1/√2
-        emb.position_embeddings.weight.zero_()
-        emb.token_type_embeddings.weight.zero_()
-        emb.LayerNorm.weight.fill_(1.0)
-        emb.LayerNorm.bias.zero_()
-    model.save_pretrained(folder)
-    return folder
+    return build_tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 def test_bertscore_f1_by_hand(tiny_bert):
