@@ -234,3 +234,14 @@ def test_bad_judge_settings_end_with_one_line(tmp_path, monkeypatch, capsys):
     assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
     err = capsys.readouterr().err
     assert "summary.json does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_only_the_reference_judge_and_bertscore_are_comparable_with_the_paper(judge, tmp_path):
+    samples = [TextSample("0", "猫，睡觉。", "猫，睡觉。")]
+    paper = JudgeSettings("gemini", "gemini-2.5-flash-lite", base_url=judge.url, api_key="k",
+                          cache_dir=str(tmp_path), retry_delay=0.01)
+    assert run("rec_reason", samples, paper).stats["comparable_with_paper"] is True
+    other_bert = run("item_understand", samples, paper, GivenQualities({("猫", "猫"): 1.0, ("睡觉", "睡觉"): 1.0}))
+    assert other_bert.metrics["macro_wip_double_weighted_f1"] == 1.0
+    assert other_bert.stats["comparable_with_paper"] is False   # match weights from another BERTScore model
+    assert run("rec_reason", samples, settings_for(judge, "gemini", tmp_path)).stats["comparable_with_paper"] is False
