@@ -1,4 +1,4 @@
-"""recif-leaderboard: turn ``results/*/`` runs and the published numbers into tables, plots and a page.
+"""recif-leaderboard: turn results/*/ runs and the published numbers into tables, plots and a page.
 
 A small dispatcher: each subcommand is a ``Command`` (help, its own arguments, a function of the
 parsed arguments returning the exit status) in ``COMMANDS``; adding one is a function and an entry.
