@@ -138,6 +138,8 @@ def collect(results_dirs: Iterable[Path]) -> Collection:
         if not root.is_dir():
             raise CollectError(f"{root}: no such results folder")
         candidates = [root] if (root / SUMMARY).exists() else sorted(p.parent for p in root.glob(f"*/{SUMMARY}"))
+        out.refused += [f"{d}: lm-eval results without a summary.json (run it through recif-eval to compare it)"
+                        for d in sorted(root.iterdir()) if d.is_dir() and d not in candidates and _lm_eval_output(d)]
         for run_dir in candidates:
             try:
                 out.runs.append(read_run(run_dir))
@@ -145,6 +147,11 @@ def collect(results_dirs: Iterable[Path]) -> Collection:
                 out.refused.append(str(exc))
     out.runs.sort(key=lambda r: (r.created, r.name))
     return out
+
+
+def _lm_eval_output(folder: Path) -> bool:
+    """lm-eval's own output (``results_<date>.json`` under a model folder), which the tables cannot read."""
+    return any(folder.glob("results_*.json")) or any(folder.glob("*/results_*.json"))
 
 
 @dataclass

@@ -56,9 +56,12 @@ def test_refuses_unknown_schema_and_broken_json_but_keeps_good_runs(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "summary.json").write_text("{not json")
     (tmp_path / "notarun").mkdir()                       # no summary.json: simply not a run
+    (tmp_path / "stock" / "org__model").mkdir(parents=True)
+    (tmp_path / "stock" / "org__model" / "results_2026-01-01T00-00-00.json").write_text("{}")
     got = collect([tmp_path])
     assert [r.name for r in got.runs] == ["good"]
-    assert len(got.refused) == 2
+    assert len(got.refused) == 3
+    assert any("stock" in m and "without a summary.json" in m for m in got.refused)
     future_msg = next(m for m in got.refused if "future" in m)
     assert "recif-bench/summary/2" in future_msg and "recif-bench/summary/1" in future_msg
     assert any("broken" in m and "unreadable" in m for m in got.refused)
