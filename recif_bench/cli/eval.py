@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recif_bench import tasks_dir
+from recif_bench import general, tasks_dir
 from recif_bench.benchmark import AMAZON_CATEGORIES, AMAZON_GROUP, AMAZON_PREFIX, LAYER_NAMES, TASK_ORDER, TASKS, task_info
 from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
 from recif_bench.models.openai_backend import ServerError
@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", default=None,
                    help="training pipeline this checkpoint belongs to (run.pipeline; the leaderboard plots its stages)")
     p.add_argument("--stage", default=None, help="training stage of this checkpoint, e.g. stage1, sft (model.stage)")
+    p.add_argument("--general", nargs="?", const="mmlu_pro,gsm8k", default=None, metavar="TASKS",
+                   help="also run lm-eval's own tasks/groups on the same model (general-ability retention); "
+                        "bare --general = mmlu_pro,gsm8k (hub datasets)")
+    p.add_argument("--general-include", action="append", default=[], metavar="DIR",
+                   help="folder of extra lm-eval task YAMLs for --general (repeatable)")
+    p.add_argument("--general-limit", type=int, default=None, help="first N documents of every general task")
+    p.add_argument("--general-fewshot", type=int, default=None, help="few-shot count of the general tasks "
+                                                                      "(default: each task's own)")
     p.add_argument("--output", default=None, help="run directory (default: results/<model>-<data>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return rejudge_run(args) if args.rejudge else run(args)
     except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError,
-            CatalogueError, EmbeddingError) as exc:
+            CatalogueError, EmbeddingError, NotImplementedError) as exc:
         print(f"recif-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -138,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     data_name = _data_name(args.data_dir, root, tasks)
     print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
     reports = {t: _validate(root, t, args, fmt) for t in tasks}
+    general_tasks, general_manager = _general_tasks(args, backend)
 
     run_dir = Path(args.output or Path("results") / _run_name(args.model, data_name))
     if run_dir.exists() and (run_dir / "summary.json").exists() and not args.resume:
@@ -164,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     resumable = ResumableLM(lm, requests_db)
     try:
         lm_results = _evaluate(resumable, runnable, metadata, args.seed) if runnable else {"results": {}}
+        general_results = general.evaluate(resumable, general_tasks, general_manager, limit=args.general_limit,
+                                           num_fewshot=args.general_fewshot, seed=args.seed) if general_tasks else {}
     finally:
         resumable.close()   # flushes finished requests even when interrupted
 
@@ -172,7 +183,10 @@ def run(args: argparse.Namespace) -> int:
     for task in runnable:
         res.write_samples(run_dir, task_info(task).lm_eval_name,
                           lm_results.get("samples", {}).get(task_info(task).lm_eval_name, []))
+    for name, samples in general_results.get("samples", {}).items():
+        res.write_samples(run_dir, name, samples)
     write_judge_samples(run_dir, harness.JUDGE_SAMPLES)
+    lm_results = general.merge_lm_results(lm_results, general_results)
     res.write_json(run_dir / "lm_eval_results.json", {k: v for k, v in lm_results.items() if k != "samples"})
     entries = {}
     for task in tasks:
@@ -199,14 +213,36 @@ def run(args: argparse.Namespace) -> int:
         tasks=entries)
     if args.pipeline:
         summary["run"]["pipeline"] = args.pipeline
+    if general_tasks:
+        summary["general"] = general.summarize(general_results, general_tasks, {
+            "limit": args.general_limit, "num_fewshot": args.general_fewshot, "include": args.general_include})
     res.write_json(run_dir / "summary.json", summary)
-    for table in (format_table(summary), transfer_table(summary)):
+    for table in (format_table(summary), transfer_table(summary),
+                  general.format_table(summary["general"]) if general_tasks else ""):
         if "\n" in table:    # a header without rows is left out
             print(table)
     if skipped_kinds:
         print(f"(not supported by {args.model}: {', '.join(skipped_kinds)})")
     print(f"results: {run_dir}")
     return 0
+
+
+def _general_tasks(args: argparse.Namespace, backend: str) -> tuple[list[str], Any]:
+    """The --general task names and the lm-eval TaskManager that finds them, checked before the model loads."""
+    if not args.general:
+        return [], None
+    if backend == "rec":
+        raise UsageError("--general: recommender baselines (rec backend) cannot run language tasks")
+    for folder in args.general_include:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--general-include: {folder}: no such folder")
+    names = general.parse_tasks(args.general)
+    manager = general.task_manager(names, args.general_include)
+    try:
+        general.check_tasks(manager, names)
+    except general.GeneralTaskError as exc:
+        raise UsageError(f"--general: {exc}") from None
+    return names, manager
 
 
 def _evaluate(lm, tasks: list[str], metadata: dict, seed: int) -> dict:

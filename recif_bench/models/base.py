@@ -32,6 +32,26 @@ EMPTY_THINK = "</think>\n\n"
 LABEL_THOUGHT = SamplingSpec(do_sample=True, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=1000)
 
 
+def follows_recif_contract(request: Any) -> bool:
+    """Whether a request gets our contract (K candidates as a list, the thinking stage).
+
+    Requests of our tasks (RecIF-Bench, Amazon transfer), of any task that asks for
+    ``num_return_sequences``, and direct calls without a task do.  Requests of lm-eval's stock
+    tasks (``recif-eval --general mmlu_pro,gsm8k``) get lm-eval's own: one string per
+    ``generate_until``, plain-text prompts scored without a thought.
+    """
+    task = getattr(request, "task_name", None)
+    if task is None:
+        return True
+    from recif_bench.benchmark import task_info
+
+    try:
+        task_info(task)
+        return True
+    except KeyError:
+        return isinstance(request.args[1], dict) and "num_return_sequences" in request.args[1]
+
+
 def apply_stops(text: str, stops: Sequence[str]) -> str:
     """Cut at the earliest stop string (the stop itself is not kept)."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
@@ -56,8 +76,8 @@ class KCandidateLM(LM):
         """(log p(continuation | context), is_greedy) for each continuation, one pass when possible."""
 
     # ---- lm-eval API --------------------------------------------------------------------------
-    def generate_until(self, requests, disable_tqdm: bool = False) -> list[list[str]]:
-        results: list[list[str] | None] = [None] * len(requests)
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[list[str] | str]:
+        results: list[list[str] | str | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             key = json.dumps([getattr(request, "task_name", None), request.args[1]], sort_keys=True, default=str)
@@ -65,18 +85,19 @@ class KCandidateLM(LM):
         bar = tqdm(total=len(requests), desc=f"{type(self).__name__}: generate", disable=disable_tqdm)
         for indices in groups.values():
             spec = GenSpec.for_request(requests[indices[0]])
+            ours = follows_recif_contract(requests[indices[0]])   # one task per group
             for start in range(0, len(indices), self.batch_size):
                 batch = indices[start:start + self.batch_size]
                 contexts = [requests[i].args[0] for i in batch]
-                for i, candidates in zip(batch, self._answer(contexts, spec)):
-                    results[i] = candidates
-                    self.cache_hook.add_partial("generate_until", requests[i].args, candidates)
+                for i, candidates in zip(batch, self._answer(contexts, spec, self.thinking and ours)):
+                    results[i] = candidates if ours else candidates[0]
+                    self.cache_hook.add_partial("generate_until", requests[i].args, results[i])
                 bar.update(len(batch))
         bar.close()
         return results  # type: ignore[return-value]
 
-    def _answer(self, contexts: list[str], spec: GenSpec) -> list[list[str]]:
-        if not self.thinking:
+    def _answer(self, contexts: list[str], spec: GenSpec, thinking: bool) -> list[list[str]]:
+        if not thinking:
             texts = self._generate([c + spec.answer_prefix for c in contexts], spec, spec.catalogue)
             return [[apply_stops(t, spec.until) for t in cands] for cands in texts]
         self._check_thinking_prompts(contexts)
@@ -103,13 +124,13 @@ class KCandidateLM(LM):
         by_context: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             by_context.setdefault(request.args[0], []).append(i)
-        if self.thinking:
-            self._check_thinking_prompts(list(by_context))
+        thinking = {c: self.thinking and follows_recif_contract(requests[i[0]]) for c, i in by_context.items()}
+        self._check_thinking_prompts([c for c, on in thinking.items() if on])
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         for context, indices in tqdm(by_context.items(), desc=f"{type(self).__name__}: score",
                                      disable=disable_tqdm):
             prefix = context
-            if self.thinking:
+            if thinking[context]:
                 (thought,), = self._thoughts([context], LABEL_THOUGHT)
                 prefix = context + thought + THINK_END + "\n"
             scores = self._continuation_logprobs(prefix, [requests[i].args[1] for i in indices])
@@ -119,4 +140,5 @@ class KCandidateLM(LM):
         return results  # type: ignore[return-value]
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError("RecIF-Bench tasks do not use rolling loglikelihoods")
+        raise NotImplementedError(f"{type(self).__name__} does not score rolling loglikelihoods "
+                                  "(perplexity tasks); use the hf backend")

@@ -3,7 +3,10 @@
 model_args: ``pretrained`` (folder or hub id), ``dtype`` (auto | float32 | bfloat16 ...),
 ``device`` (default cuda when available), ``batch_size``, ``thinking``, ``constrained`` with
 ``data_dir`` (trie over the catalogue's SIDs), ``sid_levels``, ``sid_codebook``, ``seed``,
-``trust_remote_code``.  A loaded ``model`` / ``tokenizer`` can be passed instead (trainers
+``trust_remote_code``, ``max_length`` (context window; default the model's
+``max_position_embeddings``).  Stock lm-eval tasks work too (``recif-eval --general``):
+``loglikelihood`` of multi-token continuations, ``loglikelihood_rolling`` in lm-eval's disjoint
+windows, prompts longer than the window cut from the left as lm-eval's ``hf`` does.  A loaded ``model`` / ``tokenizer`` can be passed instead (trainers
 evaluate in process this way).
 """
 
@@ -27,7 +30,8 @@ class HFRecLM(KCandidateLM):
     def __init__(self, pretrained: str | None = None, model: Any = None, tokenizer: Any = None,
                  dtype: str = "auto", device: str | None = None, batch_size: Any = 8, thinking: Any = False,
                  constrained: Any = False, data_dir: str | None = None, sid_levels: Any = 3,
-                 sid_codebook: Any = 8192, seed: Any = 0, trust_remote_code: Any = True, **_ignored: Any) -> None:
+                 sid_codebook: Any = 8192, seed: Any = 0, trust_remote_code: Any = True, max_length: Any = None,
+                 **_ignored: Any) -> None:
         super().__init__(thinking=thinking, batch_size=batch_size)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -55,18 +59,24 @@ class HFRecLM(KCandidateLM):
         if self.constrained and self.data_dir is None:
             raise ValueError("constrained=true needs data_dir=<benchmark data root> to read the catalogue")
         self.forward_calls = 0   # model forwards spent on scoring: one per unique label_pred prompt
+        self.max_length = int(max_length or getattr(self.model.config, "max_position_embeddings", None) or 2048)
+        # what an empty context is scored after (lm-eval's convention: BOS, else EOS)
+        self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
+            else self.tokenizer.eos_token_id
 
     @property
     def tokenizer_name(self) -> str:
         return getattr(self.tokenizer, "name_or_path", "tokenizer").replace("/", "__")
 
-    def _encode(self, prompts: list[str]):
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    def _encode(self, prompts: list[str], max_new_tokens: int = 0):
+        self.tokenizer.truncation_side = "left"   # a prompt too long for the window loses its oldest tokens
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
+                               truncation=True, max_length=max(1, self.max_length - max_new_tokens))
         return batch["input_ids"].to(self._device), batch["attention_mask"].to(self._device)
 
     def _generate(self, prompts: list[str], spec: GenSpec, catalogue: str | None) -> list[list[str]]:
         torch = self.torch
-        input_ids, attention = self._encode(prompts)
+        input_ids, attention = self._encode(prompts, spec.sampling.max_new_tokens)
         k = spec.num_return_sequences
         kwargs: dict[str, Any] = {"max_new_tokens": spec.sampling.max_new_tokens, "num_return_sequences": k,
                                   "pad_token_id": self.tokenizer.pad_token_id}
@@ -96,26 +106,59 @@ class HFRecLM(KCandidateLM):
         return lambda _batch, ids: trie.allowed(tuple(ids[prompt_length:].tolist()))
 
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
-        torch = self.torch
-        context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
+        context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"] or [self.prefix_token_id]
         # the continuation is tokenized on its own, as the reference scores 是/否 at the first answer position
         pieces = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        return self._token_scores(context_ids, pieces)
+
+    def _token_scores(self, context_ids: list[int], pieces: list[list[int]]) -> list[tuple[float, bool]]:
+        """(log p(piece | context), is_greedy) per piece, in one batched forward.
+
+        The model reads ``(context + piece)[:-1]`` (its last ``max_length`` tokens); single-token
+        pieces share one input, the context alone.
+        """
+        torch = self.torch
         if all(len(p) == 1 for p in pieces):
-            logprobs = self._logprobs([context_ids])[0, -1]
+            logprobs = self._logprobs([context_ids[-self.max_length:]], keep=1)[0, -1]
             best = int(logprobs.argmax())
             return [(float(logprobs[p[0]]), p[0] == best) for p in pieces]
+        inputs = [(context_ids + piece)[-(self.max_length + 1):-1] for piece in pieces]
+        logprobs = self._logprobs(inputs, keep=max(map(len, pieces)))
         out = []
-        for piece in pieces:
-            logprobs = self._logprobs([context_ids + piece])[0]
-            rows = logprobs[len(context_ids) - 1:-1]
-            target = torch.tensor(piece, device=rows.device)
+        for rows, piece in zip(logprobs, pieces):
+            rows = rows[-len(piece):]   # a piece longer than the window is scored on its last max_length tokens
+            target = torch.tensor(piece[-rows.shape[0]:], device=rows.device)
             out.append((float(rows.gather(1, target[:, None]).sum()), bool((rows.argmax(-1) == target).all())))
         return out
 
-    def _logprobs(self, sequences: list[list[int]]):
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        """Log-likelihood of whole texts (perplexity tasks) over lm-eval's disjoint rolling windows."""
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+        from tqdm import tqdm
+
+        results = []
+        for request in tqdm(requests, desc="HFRecLM: rolling score", disable=disable_tqdm):
+            tokens = self.tokenizer(request.args[0], add_special_tokens=False)["input_ids"]
+            windows = map(make_disjoint_window, get_rolling_token_windows(
+                token_list=tokens, prefix_token=self.prefix_token_id, max_seq_len=self.max_length, context_len=1))
+            total = sum(self._token_scores(list(context), [list(piece)])[0][0] for context, piece in windows)
+            results.append(total)
+            self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
+        return results
+
+    def _logprobs(self, sequences: list[list[int]], keep: int | None = None):
+        """Log-softmax over the vocabulary, left-padded batch; only the last ``keep`` positions if given."""
         torch = self.torch
         self.forward_calls += 1
-        ids = torch.tensor(sequences, device=self._device)
+        width = max(map(len, sequences))
+        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, device=self._device)
+        mask = torch.zeros_like(ids)
+        for row, sequence in enumerate(sequences):
+            if sequence:
+                ids[row, width - len(sequence):] = torch.tensor(sequence, device=self._device)
+                mask[row, width - len(sequence):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad():
-            logits = self.model(input_ids=ids).logits.float()
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=keep or 0).logits.float()
         return torch.log_softmax(logits, dim=-1)
