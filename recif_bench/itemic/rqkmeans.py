@@ -5,7 +5,7 @@ after subtracting the centroids chosen at levels ``< l`` (greedy top-1).  The mo
 ``levels`` centroid matrices.  An item's SID is its ``levels`` nearest-centroid indices.
 
 Back-ends (same algorithm, chosen by ``backend``): ``faiss`` (fast; used by the reference),
-``sklearn`` (k-means++ init) and ``torch`` (Lloyd iterations, random init).  ``auto`` = faiss when
+``sklearn`` and ``torch`` (k-means++ seeding, then Lloyd iterations).  ``auto`` = faiss when
 installed, else sklearn.  ``sample`` fits on a seeded random subset of the items (the reference
 fits on everything it can hold; faiss itself silently subsamples to 256 points per centroid unless
 told otherwise, which we do) and then encodes every item.
@@ -67,7 +67,13 @@ def _kmeans_torch(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
 
     data = torch.from_numpy(x)
     gen = torch.Generator().manual_seed(seed)
-    centroids = data[torch.randperm(len(data), generator=gen)[:k]].clone()
+    centroids = data[torch.randint(len(data), (1,), generator=gen)]
+    closest = ((data - centroids[0]) ** 2).sum(1)
+    for _ in range(1, k):                        # k-means++ seeding: next centre ~ squared distance
+        weights = closest if closest.sum() > 0 else torch.ones_like(closest)
+        new = data[torch.multinomial(weights, 1, generator=gen)]
+        centroids = torch.cat([centroids, new])
+        closest = torch.minimum(closest, ((data - new) ** 2).sum(1))
     for _ in range(niter):
         assign = torch.cdist(data, centroids).argmin(dim=1)
         sums = torch.zeros_like(centroids).index_add_(0, assign, data)
