@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from leaderboard import scaling
 from leaderboard.collect import Collection, CollectError, DataGroup, collect, group_by_data
 from leaderboard.published import PublishedError, PublishedTable, load_published
 from leaderboard.tables import Table, build_tables, to_csv, to_latex, to_markdown
@@ -64,9 +65,10 @@ def write_tables(board: Board, out: Path) -> list[Path]:
 
 
 def write_plots(board: Board, out: Path) -> list[Path]:
-    from leaderboard import plots   # matplotlib only when plotting
+    from leaderboard import plots, tradeoff   # matplotlib only when plotting
 
-    return plots.write_plots(board.tables, board.groups, out / "plots")
+    return (plots.write_plots(board.tables, board.groups, out / "plots")
+            + tradeoff.write_tradeoff(board.groups, out / "plots"))
 
 
 def write_page(board: Board, out: Path, pngs: Sequence[Path]) -> Path:
@@ -115,6 +117,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tradeoff(args: argparse.Namespace) -> int:
+    from leaderboard import tradeoff
+
+    board = load_board(args)
+    for group in board.groups:
+        for point in tradeoff.points(group.runs):
+            print(f"{group.label:<24} {point.run.label():<50} recif {point.recif:.4f} ({point.n_recif} tasks)  "
+                  f"general {point.general:.4f}")
+    pngs = tradeoff.write_tradeoff(board.groups, args.out / "plots")
+    print(f"{PROG}: wrote {len(pngs)} trade-off plot(s) (PNG + SVG) under {args.out / 'plots'}"
+          + ("" if pngs else " (no run has both RecIF-Bench and --general scores)"), file=sys.stderr)
+    return 0
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
@@ -128,6 +144,8 @@ COMMANDS: dict[str, Command] = {
     "plots": Command("write the figures (PNG + SVG) under OUT/plots", cmd_plots),
     "html": Command("write the self-contained page OUT/index.html (with its plots)", cmd_html),
     "runs": Command("list the collected runs by data group", cmd_runs),
+    "tradeoff": Command("RecIF-Bench vs general ability (recif-eval --general) per run and pipeline stage", cmd_tradeoff),
+    "scaling": Command(scaling.HELP, scaling.command, scaling.arguments),
 }
 
 

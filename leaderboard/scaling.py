@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
@@ -295,8 +296,11 @@ def plot(runs, ours: ScalingLaw, out_stem: Path, paper: ScalingLaw = PAPER_FIT) 
              title="loss curves: our fit (solid), paper's fit (dotted)")
     left.legend(fontsize=7)
 
-    n_grid = np.geomspace(runs["n_params"].min() / 4, runs["n_params"].max() * 4, 200)
-    computes = np.geomspace((6 * runs["n_params"] * runs["tokens"]).min(), (6 * runs["n_params"] * runs["tokens"]).max(), 5)
+    run_compute = 6 * runs["n_params"] * runs["tokens"]
+    computes = np.geomspace(run_compute.min(), run_compute.max(), 5)
+    optima = ours.optimal(computes)[0]
+    n_grid = np.geomspace(min(runs["n_params"].min(), optima.min()) / 4,
+                          max(runs["n_params"].max(), optima.max()) * 4, 200)
     for c, color in zip(computes, plt.cm.plasma(np.linspace(0, 0.85, len(computes)))):
         right.plot(n_grid, ours.loss(n_grid, c / (6 * n_grid)), color=color, label=f"C={c:.2g}")
         n_opt, _ = ours.optimal(c)
@@ -327,3 +331,26 @@ def analyse(paths: Sequence[str | Path], out_dir: Path, *, iterations: int = 200
     (out_dir / "scaling_fit.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     print(report_table(ours, intervals))
     return document
+
+
+# ---- recif-leaderboard scaling -----------------------------------------------------------------
+HELP = "fit L(N, D) = E + A/N^alpha + B/D^beta to training runs (CSV or trainer_state.json), with the paper's fit"
+
+
+def arguments(parser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="runs CSV (n_params, tokens, loss), trainer_state.json, or folders of training runs")
+    parser.add_argument("--out", type=Path, default=Path("site"), help="output folder; files go to OUT/scaling")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the 95%% CIs")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def command(args) -> int:
+    try:
+        analyse(args.runs, args.out / "scaling", iterations=args.bootstrap, seed=args.seed)
+    except ScalingError as exc:
+        print(f"recif-leaderboard: {exc}", file=sys.stderr)
+        return 2
+    print(f"recif-leaderboard: wrote {args.out / 'scaling'} (scaling_fit.json, scaling.png, scaling.svg)",
+          file=sys.stderr)
+    return 0

@@ -101,15 +101,21 @@ def test_trainer_state_without_eval_loss_is_named(tmp_path):
         scaling.read_runs([tmp_path])
 
 
-def test_analyse_writes_fit_figures_and_report(tmp_path, capsys):
+def test_recif_leaderboard_scaling_writes_fit_figures_and_report(tmp_path, capsys):
+    from leaderboard.cli import main
+
     n, d, loss = synthetic(seed=2)
     rows = "\n".join(f"r{i},{a},{b},{c}" for i, (a, b, c) in enumerate(zip(n, d, loss)))
     (tmp_path / "runs.csv").write_text("name,n_params,tokens,loss\n" + rows + "\n")
-    document = scaling.analyse([tmp_path / "runs.csv"], tmp_path / "out", iterations=4)
-    saved = json.loads((tmp_path / "out" / "scaling_fit.json").read_text())
-    assert saved["fit"] == pytest.approx(document["fit"])
+    assert main(["scaling", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "site"), "--bootstrap", "4"]) == 0
+    saved = json.loads((tmp_path / "site" / "scaling" / "scaling_fit.json").read_text())
+    assert saved["fit"]["alpha"] == pytest.approx(PAPER_FIT.alpha, abs=0.02)
     assert saved["paper"]["fit"]["A"] == 502.32 and len(saved["runs"]) == n.size
-    assert (tmp_path / "out" / "scaling.png").stat().st_size > 10_000
-    assert "<svg" in (tmp_path / "out" / "scaling.svg").read_text()[:500]
+    assert saved["ci95"]["alpha"][0] < saved["ci95"]["alpha"][1]
+    assert (tmp_path / "site" / "scaling" / "scaling.png").stat().st_size > 10_000
+    assert "<svg" in (tmp_path / "site" / "scaling" / "scaling.svg").read_text()[:500]
     table = capsys.readouterr().out
     assert "alpha" in table and "0.3325" in table and "C^0.56" in table
+    assert main(["scaling", str(tmp_path / "nothing.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"recif-leaderboard: {tmp_path / 'nothing.csv'}: not a runs CSV, " \
+                                               "a trainer_state.json or a folder of training runs"
