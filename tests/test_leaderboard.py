@@ -299,9 +299,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "x.yaml: missing table, data, source, models" in capsys.readouterr().err
 
 
-def test_on_a_real_recif_eval_run(mini_dir, tmp_path):
+def test_on_a_real_recif_eval_run(mini_dir, tmp_path, monkeypatch):
     """recif-eval (popularity, the README's main command) then recif-leaderboard on its results folder."""
     from recif_bench.cli.eval import main as recif_eval
+
+    monkeypatch.delenv("RECIF_JUDGE", raising=False)   # the README command runs without a judge
 
     results = tmp_path / "results"
     assert recif_eval(["--data-dir", str(mini_dir), "--limit", "5", "--output", str(results / "pop"),
