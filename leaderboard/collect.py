@@ -79,8 +79,7 @@ class Run:
     def selection(self) -> tuple[Any, ...]:
         """What picks rows out of the files: two runs with different ones scored different samples."""
         sample = self.data.get("sample")
-        return (self.data.get("name"), self.data.get("limit"), sample,
-                self.settings.get("seed") if sample else None)
+        return self.data.get("limit"), sample, self.settings.get("seed") if sample else None
 
     def tags(self) -> list[str]:
         """Non-default settings, shown next to the model name so different settings never look alike."""
@@ -158,10 +157,18 @@ def _lm_eval_output(folder: Path) -> bool:
 class DataGroup:
     """Runs that may share a comparison column set: same data, same row selection."""
 
-    data_name: str
     runs: list[Run]
     key: str = ""        # short unique id for file names and anchors
     label: str = ""      # what the tables print
+
+    @property
+    def data_names(self) -> list[str]:
+        """The runs' data names (several when Amazon runs name different task subsets)."""
+        return sorted({str(r.data.get("name") or "unknown") for r in self.runs})
+
+    @property
+    def data_name(self) -> str:
+        return " / ".join(self.data_names)
 
     @property
     def fingerprints(self) -> list[str]:
@@ -172,13 +179,17 @@ class DataGroup:
 
 
 def same_data(a: Run, b: Run) -> bool:
-    """True when every task both runs scored was read from the same file with the same selection."""
+    """True when every task both runs scored was read from the same file with the same selection.
+
+    The data *name* only decides when per-task fingerprints are missing: Amazon runs name their
+    task subset ("amazon-beauty+sports") yet read the same files for the tasks they share.
+    """
     if a.selection != b.selection:
         return False
     common = set(a.tasks) & set(b.tasks)
     per_task = [(a.task_fingerprint(t), b.task_fingerprint(t)) for t in common]
     if not common or any(None in pair for pair in per_task):
-        return a.data.get("fingerprint") == b.data.get("fingerprint")
+        return (a.data.get("name"), a.data.get("fingerprint")) == (b.data.get("name"), b.data.get("fingerprint"))
     return all(fa == fb for fa, fb in per_task)
 
 
@@ -188,7 +199,7 @@ def group_by_data(runs: Iterable[Run]) -> list[DataGroup]:
     for run in runs:
         home = next((g for g in groups if all(same_data(run, other) for other in g.runs)), None)
         if home is None:
-            groups.append(DataGroup(str(run.data.get("name") or "unknown"), [run]))
+            groups.append(DataGroup([run]))
         else:
             home.runs.append(run)
     _name_groups(groups)
@@ -201,9 +212,9 @@ def _name_groups(groups: list[DataGroup]) -> None:
         by_name.setdefault(group.data_name, []).append(group)
     for name, same_name in by_name.items():
         for i, group in enumerate(same_name, start=1):
-            selection = group.runs[0].selection
-            extra = [f"limit {selection[1]}"] if selection[1] else []
-            extra += [f"sample {selection[2]} seed {selection[3]}"] if selection[2] else []
+            limit, sample, seed = group.runs[0].selection
+            extra = [f"limit {limit}"] if limit else []
+            extra += [f"sample {sample} seed {seed}"] if sample else []
             if len(same_name) > 1:
                 extra.append(f"data #{i} {_short(group.fingerprints[0])}")
             group.label = f"{name} ({', '.join(extra)})" if extra else name

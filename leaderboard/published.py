@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -64,9 +64,9 @@ class PublishedTable:
 
         return [(task, metric) for task, metrics in tasks.items() for metric in sorted(metrics, key=order)]
 
-    def comparable_with(self, data_name: str | None) -> bool:
-        """Our runs on ``data_name`` are scored on the data these numbers were (by data-name prefix)."""
-        return data_name is not None and data_name.startswith(self.data)
+    def comparable_with(self, data_names: Sequence[str]) -> bool:
+        """Runs on ``data_names`` were scored on the data these numbers were (by data-name prefix)."""
+        return bool(data_names) and all(name.startswith(self.data) for name in data_names)
 
 
 def default_dir() -> Path:

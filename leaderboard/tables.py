@@ -137,7 +137,7 @@ def build_tables(groups: Sequence[DataGroup], published: Sequence[PublishedTable
         relevant = [g for g in groups if any(_in_table(kind, t) for t in g.tasks())]
         for group in relevant:
             tables.append(_main_table(kind, group, joined))
-        if joined and not any(p.comparable_with(g.data_name) for p in joined for g in relevant):
+        if joined and not any(p.comparable_with(g.data_names) for p in joined for g in relevant):
             tables.append(_main_table(kind, None, joined))   # the paper's own table, its bold, its radar
     for pub in (p for p in published if p.table not in MAIN_TABLES):
         tasks = {task for task, _ in pub.rows()}
@@ -185,7 +185,7 @@ def _table(kind: str, title: str, rows: list[Row], group: DataGroup | None,
                                                                              [r.name for r in runs]), runs)]
     models = [(pub, model) for pub in published for model in pub.models]
     labels = _unique([m.name for _, m in models], [f"{m.name} [{p.key}]" for p, m in models])
-    columns += [Column(label, True, group is None or pub.comparable_with(group.data_name), source=model.source)
+    columns += [Column(label, True, group is None or pub.comparable_with(group.data_names), source=model.source)
                 for label, (pub, model) in zip(labels, models)]
     cells = [[run_cell(run, row.task, row.metric) for run in runs]
              + [published_cell(model, row.task, row.metric) for _, model in models] for row in rows]
@@ -206,7 +206,7 @@ def _notes(group: DataGroup | None, published: list[PublishedTable]) -> list[str
     if group is not None:
         notes.append(f"Our runs: scored on {group.label}, data fingerprint {', '.join(group.fingerprints)}.")
     for pub in published:
-        if group is None or pub.comparable_with(group.data_name):
+        if group is None or pub.comparable_with(group.data_names):
             notes.append(f"Reported columns: {pub.title}; source: {pub.source}.")
         else:
             notes.append(f"Reported columns: {pub.title}, on {pub.data} data while our runs here are on "

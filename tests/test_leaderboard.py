@@ -80,6 +80,17 @@ def test_runs_on_different_data_are_never_merged(tmp_path):
     assert len({t.key for t in recif}) == 2 and len({t.title for t in recif}) == 2
 
 
+def test_amazon_runs_of_different_task_subsets_share_their_data(tmp_path):
+    write_run(tmp_path, "one", {"amazon_beauty": task_entry("amazon_beauty", 0.1)}, data_name="amazon-beauty")
+    write_run(tmp_path, "two", {"amazon_beauty": task_entry("amazon_beauty", 0.2),
+                                "amazon_sports": task_entry("amazon_sports", 0.3)}, data_name="amazon-beauty+sports")
+    write_run(tmp_path, "other", {"amazon_beauty": task_entry("amazon_beauty", 0.4)}, data_name="amazon-beauty",
+              fingerprints={"amazon_beauty": "another-split"})
+    groups = group_by_data(collect([tmp_path]).runs)
+    assert sorted([r.name for r in g.runs] for g in groups) == [["one", "two"], ["other"]]
+    assert {g.label for g in groups} == {"amazon-beauty / amazon-beauty+sports", "amazon-beauty"}
+
+
 def test_run_with_missing_tasks_shares_the_table_of_its_data(tmp_path):
     full_run(tmp_path, "full", {"video": 0.1, "ad": 0.2, "product": 0.3, "label_pred": 0.6,
                                 "label_cond": 0.4, "interactive": 0.5})
