@@ -12,6 +12,14 @@ from recif_bench.cli.eval import main as recif_eval
 from recif_bench.judges import JudgeSettings, TextSample, build_runner, judge_task
 
 
+@pytest.fixture(autouse=True)
+def judge_environment(monkeypatch):
+    """recif-eval writes the judge settings into os.environ; undo that after each test."""
+    for var in ("RECIF_JUDGE", "RECIF_JUDGE_WORKERS", "RECIF_JUDGE_RPM", "RECIF_JUDGE_CACHE", "RECIF_JUDGE_CONFIG"):
+        monkeypatch.setenv(var, "")   # recorded, so teardown removes whatever the test left
+        monkeypatch.delenv(var)
+
+
 @pytest.fixture
 def judge():
     with FakeJudge() as server:
