@@ -84,3 +84,25 @@ def render(messages: Any, thinking: bool, template: str = SOFT_SWITCH, tokenizer
         return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True,
                                              enable_thinking=thinking)
     raise ChatError(f"unknown chat template {template!r}; use {SOFT_SWITCH!r} or {MODEL_TEMPLATE!r}")
+
+
+def has_reasoning(answer: str) -> bool:
+    """True when an assistant answer carries a non-empty ``<think>...</think>`` block."""
+    if "</think>" not in answer:
+        return False
+    return bool(answer.split("</think>", 1)[0].split("<think>")[-1].strip())
+
+
+def render_conversation(messages: Any) -> str:
+    """A whole training conversation (answers included) in the soft-switch format.
+
+    The one think/no-think convention of training, distillation, RL and evaluation (spec training
+    §7.7): a user turn followed by an answer *with* reasoning ends in ``/think``; one followed by a
+    plain answer ends in ``/no_think`` and the answer gets the empty block ``<think>\\n\\n</think>\\n\\n``,
+    so a plain answer continues exactly the non-thinking generation prompt of :func:`render`.
+    """
+    chat = normalise_messages(messages)
+    if chat[-1]["role"] != "assistant":
+        raise ChatError("a training conversation must end with an assistant turn")
+    thinking = has_reasoning(chat[-1]["content"])
+    return _soft_switch_template().render(messages=chat, add_generation_prompt=False, enable_thinking=thinking)

@@ -135,3 +135,11 @@ REC_REASON_USER = (
     "下一个点击视频需要与给定的一致，注意虽然给出了下一个点击的视频但应该体现出推理得到而不是直接知道的。\n"
     "最后再用一段话输出精炼的推理过程。\n生成格式严格按照两大部分，标题分别是：预测分析；精炼推理。\n"
 )
+
+# pretrain item_understand (spec training §2.1): 3 templates chosen uniformly; the first is the JSON
+# object {"视频ID": sid, "视频内容": caption} (built in code), the other two are these
+ITEM_UNDERSTAND_PRETRAIN = [
+    "视频{sid} 展示了以下内容：{caption}",
+    "视频{sid} 的内容完整描述如下：{caption}",
+]
+ITEM_UNDERSTAND_PRETRAIN_KEYS = ("视频ID", "视频内容")

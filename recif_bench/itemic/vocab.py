@@ -106,3 +106,15 @@ def _init_from_text(model: Any, tokenizer: Any, fmt: sid.SidFormat, expansion: E
         targets = torch.arange(expansion.first_id, expansion.first_id + len(counts))[used]
         for total, matrix in zip(sums, matrices):
             matrix[targets] = (total[used] / counts[used, None]).to(matrix.dtype)
+
+
+def find_itemic_ids(tokenizer: Any) -> list[int]:
+    """Ids of every itemic token a tokenizer holds, whatever its format (codes and delimiters), sorted."""
+    import re
+
+    pattern = re.compile(r"<s_[a-h]_\d+>")
+    ids = [i for token, i in tokenizer.get_vocab().items()
+           if pattern.fullmatch(token) or token in (sid.SID_BEGIN, sid.SID_END)]
+    if not ids:
+        raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '')} has no itemic tokens")
+    return sorted(ids)

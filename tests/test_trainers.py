@@ -1,0 +1,190 @@
+"""Trainers part 1: builders' golden rows, SFT label mask, packing isolation, stage-1 freezing,
+resume after a kill, a 2-process accelerate run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from recif_bench import sid
+from recif_bench.data import builders, training
+from recif_bench.data.mini import FORMAT as MINI_FORMAT
+from trainers.common import collate, samples
+from trainers.common.config import load
+
+REPO = Path(__file__).resolve().parents[1]
+FMT = sid.SidFormat(3, 8192)
+MAPS = builders.ItemMaps({1: (1, 2, 3), 2: (4, 5, 6), 4: (7, 8, 9)}, {}, FMT)
+
+
+def test_video_rec_pretrain_golden_row():
+    user = {"uid": 7, "hist_video_pid": [2, 3, 1], "target_video_pid": [4, 5]}   # 3 and 5 have no SID
+    (row,) = training.video_rec_pretrain(user, MAPS)
+    text = ("<|sid_begin|><s_a_4><s_b_5><s_c_6><|sid_end|><|sid_begin|><s_a_1><s_b_2><s_c_3><|sid_end|>"
+            "<|sid_begin|><s_a_7><s_b_8><s_c_9><|sid_end|>")
+    assert json.loads(row["segments"]) == [{"type": "text", "text": text}]
+    assert row["source"] == "RecIF_VideoRec_Pretrain" and json.loads(row["metadata"]) == {"uid": 7}
+    long_user = {"uid": 1, "hist_video_pid": [2] * 600 + [1], "target_video_pid": [4] * 12}
+    body = json.loads(training.video_rec_pretrain(long_user, MAPS)[0]["segments"])[0]["text"]
+    codes = sid.extract_codes(body, FMT)
+    assert len(codes) == 512 + 10 and codes[510] == (4, 5, 6) and codes[511] == (1, 2, 3)   # last 512, first 10
+
+
+def test_item_understand_pretrain_uses_the_three_official_templates():
+    texts = {json.loads(training.item_understand_pretrain(1, '说"好"', MAPS, seed)[0]["segments"])[0]["text"]
+             for seed in range(40)}
+    s = "<|sid_begin|><s_a_1><s_b_2><s_c_3><|sid_end|>"
+    assert texts == {'{"视频ID": "' + s + '", "视频内容": "说\\"好\\""}',
+                     f'视频{s} 展示了以下内容：说"好"', f'视频{s} 的内容完整描述如下：说"好"'}
+    assert training.item_understand_pretrain(3, "x", MAPS, 0) == []   # unmapped pid
+
+
+def test_build_all_keeps_train_users_only(mini_dir):
+    import pandas as pd
+
+    files = training.build_all(mini_dir / "raw", fmt=MINI_FORMAT)
+    users = pd.read_parquet(mini_dir / "raw" / "onerec_bench_release.parquet")
+    train_uids = set(users.loc[users["split"] == 0, "uid"])
+    for name in ("pretrain_video_rec", "sft_video", "sft_label_pred"):
+        uids = {json.loads(r["metadata"])["uid"] for r in files[name]}
+        assert uids and uids <= train_uids
+    assert len({r["uuid"] for r in files["sft_label_pred"]}) == len(files["sft_label_pred"])
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_sft_labels_cover_exactly_the_assistant_tokens(tokenizer):
+    answer = sid.render((1, 2, 3), sid.SidFormat(3, 256))
+    messages = [{"role": "system", "content": "你是一个推荐助手"}, {"role": "user", "content": "推荐"},
+                {"role": "assistant", "content": answer}]
+    sample = samples.tokenize_chat(tokenizer, messages)
+    supervised = [i for i, label in enumerate(sample.labels) if label != samples.IGNORE]
+    assert supervised == list(range(supervised[0], supervised[-1] + 1))     # one contiguous span
+    assert all(sample.labels[i] == sample.input_ids[i] for i in supervised)
+    assert tokenizer.decode([sample.input_ids[i] for i in supervised]) == \
+        "<think>\n\n</think>\n\n" + answer + "<|im_end|>"                      # first token included
+    prompt = tokenizer.decode(sample.input_ids[:supervised[0]])
+    assert prompt.endswith("推荐/no_think<|im_end|>\n<|im_start|>assistant\n")   # nothing of the prompt
+    assert tokenizer.decode(sample.input_ids[supervised[-1] + 1:]) == "\n"
+
+
+def test_segments_are_fully_supervised_and_end_with_the_pad_token(tokenizer):
+    sample = samples.tokenize_segments(tokenizer, [{"type": "text", "text": "视频"}, {"type": "text", "text": "内容"}])
+    assert sample.labels == sample.input_ids and sample.input_ids[-1] == tokenizer.pad_token_id
+
+
+def test_packing_never_attends_across_samples(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    torch.manual_seed(1)
+    parts = [samples.Sample(ids, ids) for ids in (torch.randint(0, 2000, (n,)).tolist() for n in (7, 5, 9))]
+    packs = collate.pack(parts, max_length=16)
+    assert [len(p) for p in packs] == [2, 1]                                # 7+5 fit, 9 opens a new pack
+    batch = collate.PackedCollator()(packs[:1])
+    assert batch["position_ids"].tolist() == [list(range(7)) + list(range(5))]
+    assert batch["labels"][0, 0] == -100 and batch["labels"][0, 7] == -100  # no target across a boundary
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        alone = [model(input_ids=torch.tensor([p.input_ids])).logits for p in parts[:2]]
+    assert torch.allclose(packed[:, :7], alone[0], atol=1e-5)
+    assert torch.allclose(packed[:, 7:], alone[1], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def train_data(mini_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train_data")
+    training.write(training.build_all(mini_dir / "raw", fmt=MINI_FORMAT), out)
+    return out
+
+
+def tiny_config(name, model, data, out, *overrides):
+    return load(REPO / "configs" / "train" / f"tiny_{name}.yaml",
+                [f"model={model}", f"output_dir={out}", f"data.dir={data}", *overrides])
+
+
+def test_stage1_moves_only_itemic_rows(tiny_model_dir, train_data, tmp_path):
+    from safetensors.torch import load_file
+
+    from recif_bench.itemic.vocab import find_itemic_ids
+    from trainers import pretrain
+
+    out = pretrain.main(tiny_config("stage1", tiny_model_dir, train_data, tmp_path / "s1"))
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    key = "model.embed_tokens.weight"
+    assert set(before) == set(after)
+    for name in before:
+        if name != key:
+            assert torch.equal(before[name], after[name]), name
+    from transformers import AutoTokenizer
+
+    itemic = torch.zeros(before[key].shape[0], dtype=torch.bool)
+    itemic[find_itemic_ids(AutoTokenizer.from_pretrained(out))] = True
+    assert torch.equal(before[key][~itemic], after[key][~itemic])          # text + padding rows bit-identical
+    moved = (before[key][itemic] != after[key][itemic]).any(1)
+    assert moved.sum() > 50                                               # the itemic rows seen in the data moved
+
+
+def test_stage2_then_sft_give_a_checkpoint_recif_eval_loads(tiny_model_dir, train_data, tmp_path, mini_dir):
+    from recif_bench.models.hf import HFRecLM
+    from trainers import pretrain, sft
+
+    s2 = pretrain.main(tiny_config("stage2", tiny_model_dir, train_data, tmp_path / "s2"))
+    out = sft.main(tiny_config("sft", s2, train_data, tmp_path / "sft", "data.packing=false"))
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["log_history"][0]["loss"] > 0
+    lm = HFRecLM(pretrained=str(out), sid_codebook=256)       # the folder is a plain HF checkpoint
+    assert lm.model.config.use_cache
+
+
+def run_cli(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "recif_bench.cli.train", *args], cwd=REPO,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def test_resume_after_a_kill_continues_from_the_checkpoint(tiny_model_dir, train_data, tmp_path):
+    out = tmp_path / "sft"
+    common = ["sft", "--config", str(REPO / "configs/train/tiny_sft.yaml"), "--set", f"model={tiny_model_dir}",
+              "--set", f"data.dir={train_data}", "--set", f"output_dir={out}", "--set", "train.save_steps=2"]
+    proc = run_cli(*common, "--set", "train.max_steps=10000")
+    deadline = time.time() + 240
+    while not (out / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.safetensors").exists()
+    resumed = run_cli(*common, "--set", "train.max_steps=6", "--set", "train.save_total_limit=10")
+    log, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, log
+    assert "resuming from" in log and "checkpoint-" in log
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert [e["step"] for e in state["log_history"] if "loss" in e][:2] == [1, 2]   # steps 1-2 kept from the killed run
+    assert (out / "model.safetensors").exists()
+
+
+def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "recif_bench.cli.train", "sft",
+           "--config", str(REPO / "configs/train/tiny_sft.yaml"), "--set", f"model={tiny_model_dir}",
+           "--set", f"data.dir={train_data}", "--set", f"output_dir={out}", "--set", "train.max_steps=2"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and (out / "model.safetensors").exists()

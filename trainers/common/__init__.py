@@ -1,0 +1,1 @@
+"""Pieces every recipe shares, written once: configs, samples and label masks, collators, the trainer."""

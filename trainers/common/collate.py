@@ -1,0 +1,71 @@
+"""Batches: padded, or packed without cross-sample attention.
+
+Packing is padding-free: samples are grouped greedily into packs of at most ``max_length``
+tokens and each pack becomes one row of concatenated tokens whose position ids restart at 0 for
+every sample.  transformers turns restarting position ids into a block-diagonal causal mask
+(with ``use_cache=False``, which the recipes set), and the first label of every sample is -100,
+so no token attends to or predicts across a sample boundary.  No pad token is ever added.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from trainers.common.samples import IGNORE, Sample
+
+
+def pack(samples: Sequence[Sample], max_length: int) -> list[list[Sample]]:
+    """Consecutive samples grouped into packs of at most ``max_length`` tokens (order kept)."""
+    packs: list[list[Sample]] = []
+    current: list[Sample] = []
+    used = 0
+    for sample in samples:
+        if len(sample) > max_length:
+            raise ValueError(f"sample of {len(sample)} tokens does not fit max_length={max_length}")
+        if current and used + len(sample) > max_length:
+            packs.append(current)
+            current, used = [], 0
+        current.append(sample)
+        used += len(sample)
+    if current:
+        packs.append(current)
+    return packs
+
+
+class PackedCollator:
+    """A batch of packs -> one row of flattened samples with restarting position ids."""
+
+    def __init__(self) -> None:
+        from transformers import DataCollatorWithFlattening
+
+        self.flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+
+    def __call__(self, packs: Sequence[Sequence[Sample]]) -> dict[str, Any]:
+        return self.flatten([s.as_features() for p in packs for s in p])
+
+
+class PaddedCollator:
+    """A batch of samples padded to its longest sample (right padding, labels -100, attention mask)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, samples: Sequence[Sample]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(s) for s in samples)
+        ids = torch.full((len(samples), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(samples), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(samples), width), dtype=torch.long)
+        for i, s in enumerate(samples):
+            ids[i, :len(s)] = torch.tensor(s.input_ids)
+            labels[i, :len(s)] = torch.tensor(s.labels)
+            mask[i, :len(s)] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def batches(samples: Sequence[Sample], packing: bool, max_length: int, pad_id: int) -> tuple[list, Any]:
+    """The Trainer's dataset (packs or samples) and the matching collator."""
+    if packing:
+        return pack(samples, max_length), PackedCollator()
+    return list(samples), PaddedCollator(pad_id)

@@ -1,0 +1,101 @@
+"""The training loop every recipe uses: transformers' Trainer plus three recipe rules.
+
+* Weight decay skips biases, norms (Qwen3's RMSNorm, q/k norms) *and* the embeddings / head, the
+  no-decay set the reference meant but did not hit (spec training §4.5).
+* Stage 1 trains only the itemic rows of the embeddings (and of an untied head) through a
+  gradient mask; every other weight stays bit-identical (spec ecosystem §3.1, option A).
+* Runs resume from the last ``checkpoint-N`` of the output folder, and the final model is written
+  in HF format (weights + tokenizer) to the output folder itself, so ``recif-eval --model
+  <output_dir>`` loads it directly.  Checkpoints load the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from transformers import Trainer, TrainingArguments
+
+log = logging.getLogger(__name__)
+
+NO_DECAY_MODULES = ("embed_tokens", "lm_head")
+RECIPE_DEFAULTS: dict[str, Any] = {   # spec training §4.5-4.6; configs override any of them
+    "optim": "adamw_torch", "adam_beta1": 0.9, "adam_beta2": 0.95, "adam_epsilon": 1e-8,
+    "weight_decay": 0.1, "max_grad_norm": 1.0, "lr_scheduler_type": "cosine_with_min_lr",
+    "lr_scheduler_kwargs": {"min_lr": 1e-4}, "learning_rate": 2e-4, "per_device_train_batch_size": 1,
+    "logging_steps": 5, "save_strategy": "steps", "save_steps": 50, "save_total_limit": 2,
+    "report_to": "none", "remove_unused_columns": False, "dataloader_num_workers": 0,
+}
+
+
+class RecipeTrainer(Trainer):
+    def get_decay_parameter_names(self, model) -> list[str]:
+        names = super().get_decay_parameter_names(model)
+        return [n for n in names if not any(part in n for part in NO_DECAY_MODULES)]
+
+
+def training_arguments(output_dir: str | Path, train: Mapping[str, Any]) -> TrainingArguments:
+    import torch
+
+    args = {**RECIPE_DEFAULTS, **dict(train or {})}
+    if not torch.cuda.is_available():
+        args.update(use_cpu=True, bf16=False, fp16=False)
+    args.setdefault("gradient_checkpointing", False)
+    return TrainingArguments(output_dir=str(output_dir), **args)
+
+
+def train_only_itemic_rows(model: Any, itemic_ids: Sequence[int]) -> list[Any]:
+    """Freeze everything but the itemic rows of the input embeddings and of an untied head.
+
+    Returns the trainable matrices.  Their other rows get a zero gradient, so AdamW leaves them
+    unchanged as long as they are not weight-decayed (the stage-1 recipe sets no decay there).
+    """
+    import torch
+
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    matrices = [model.get_input_embeddings().weight]
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not matrices[0]:
+        matrices.append(head.weight)
+    for matrix in matrices:
+        mask = torch.zeros(matrix.shape[0], 1, dtype=matrix.dtype, device=matrix.device)
+        mask[list(itemic_ids)] = 1
+        matrix.requires_grad_(True)
+        matrix.register_hook(lambda grad, mask=mask: grad * mask)
+    return matrices
+
+
+def load_model(path: str | Path) -> tuple[Any, Any]:
+    """(model, tokenizer) of an HF folder, float32 on CPU / bfloat16 on GPU, cache off for packing."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: model folder not found")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def run(model: Any, tokenizer: Any, dataset: Sequence[Any], collator: Any, output_dir: str | Path,
+        train: Mapping[str, Any]) -> Path:
+    """Train (resuming from the last checkpoint in ``output_dir`` if any) and save the final model."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    last = get_last_checkpoint(str(output_dir))
+    if last:
+        log.warning("resuming from %s", last)
+    trainer = RecipeTrainer(model=model, args=training_arguments(output_dir, train), train_dataset=dataset,
+                            data_collator=collator, processing_class=tokenizer)
+    trainer.train(resume_from_checkpoint=last)
+    model.config.use_cache = True   # generation wants the cache back
+    trainer.save_model(str(output_dir))
+    if trainer.is_world_process_zero():
+        model.generation_config.save_pretrained(str(output_dir))
+    return output_dir
