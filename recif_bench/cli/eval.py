@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:   # lm-eval warns about every custom dataset; our own warnings stay on
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:
+        if args.model == "demo" and not args.rejudge:
+            from recif_bench.cli.demo_eval import run_demo
+
+            return run_demo(args, run)   # builds the demo model once, then scores it and popularity
         return rejudge_run(args) if args.rejudge else run(args)
     except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError,
             CatalogueError, EmbeddingError, NotImplementedError) as exc:

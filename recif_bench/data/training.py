@@ -5,8 +5,8 @@ reference writes them.  The 3 pretrain builders (video-rec sequences, user profi
 captions) are here; the 8 SFT builders are :mod:`recif_bench.data.builders`, shared with the
 benchmark files, so training and test prompts come from one implementation.
 
-uuids are derived from the row content (uuid5), so a rebuilt dataset is byte-identical; the
-reference draws them at random.  Every builder but item_understand keeps train users only.
+uuids are derived from the file name and row position (uuid5), so a rebuilt dataset is
+byte-identical; the reference draws them at random.  Every builder but item_understand keeps train users only.
 """
 
 from __future__ import annotations
@@ -41,9 +41,13 @@ def row(source: str, metadata: Mapping[str, Any], messages: list | None = None,
     if segments is not None:
         out["segments"] = json.dumps([{"type": "text", "text": s} for s in segments], ensure_ascii=False)
     out["metadata"] = json.dumps(dict(metadata), ensure_ascii=False)
-    body = out.get("messages", out.get("segments", ""))
-    return {"source": source, "uuid": str(uuid.uuid5(_NAMESPACE, source + body)), **{k: v for k, v in out.items()
-                                                                                   if k != "source"}}
+    return out
+
+
+def with_uuids(name: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """uuid5 of (file name, row position): unique, and the same in every rebuild."""
+    return [{"source": r["source"], "uuid": str(uuid.uuid5(_NAMESPACE, f"{name}:{i}")),
+             **{k: v for k, v in r.items() if k != "source"}} for i, r in enumerate(rows)]
 
 
 def video_rec_pretrain(user: Mapping, maps: builders.ItemMaps) -> list[dict[str, str]]:
@@ -113,7 +117,7 @@ def build_all(raw_dir: str | Path, seed: int = 42, fmt: sid.SidFormat = sid.DEFA
     examples = builders.build_user_tasks(train_users, maps, split=0, seed=seed)
     examples["item_understand"] = builders.build_item_understand(captions, maps, seed)
     out.update({f"sft_{task}": sft_rows(rows) for task, rows in examples.items()})
-    return out
+    return {name: with_uuids(name, rows) for name, rows in out.items()}
 
 
 def write(files: Mapping[str, list[dict[str, str]]], out_dir: str | Path) -> dict[str, int]:

@@ -29,20 +29,27 @@ RECIPE_DEFAULTS: dict[str, Any] = {   # spec training §4.5-4.6; configs overrid
 }
 
 
-class RecipeTrainer(Trainer):
+class RecipeDecay:
+    """Mixin for any transformers/trl trainer: the recipes' no-decay set (biases, norms, embeddings, head)."""
+
     def get_decay_parameter_names(self, model) -> list[str]:
         names = super().get_decay_parameter_names(model)
         return [n for n in names if not any(part in n for part in NO_DECAY_MODULES)]
 
 
-def training_arguments(output_dir: str | Path, train: Mapping[str, Any]) -> TrainingArguments:
+class RecipeTrainer(RecipeDecay, Trainer):
+    pass
+
+
+def training_arguments(output_dir: str | Path, train: Mapping[str, Any],
+                       defaults: Mapping[str, Any] = RECIPE_DEFAULTS, cls: type = TrainingArguments) -> Any:
+    """``cls`` (TrainingArguments or a trl config) from a recipe's defaults and its config's ``train:``."""
     import torch
 
-    args = {**RECIPE_DEFAULTS, **dict(train or {})}
+    args = {**defaults, **dict(train or {})}
     if not torch.cuda.is_available():
         args.update(use_cpu=True, bf16=False, fp16=False)
-    args.setdefault("gradient_checkpointing", False)
-    return TrainingArguments(output_dir=str(output_dir), **args)
+    return cls(output_dir=str(output_dir), **args)
 
 
 def train_only_itemic_rows(model: Any, itemic_ids: Sequence[int]) -> list[Any]:
@@ -84,6 +91,14 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
 def run(model: Any, tokenizer: Any, dataset: Sequence[Any], collator: Any, output_dir: str | Path,
         train: Mapping[str, Any]) -> Path:
     """Train (resuming from the last checkpoint in ``output_dir`` if any) and save the final model."""
+    trainer = RecipeTrainer(model=model, args=training_arguments(output_dir, train), train_dataset=dataset,
+                            data_collator=collator, processing_class=tokenizer)
+    return fit(trainer, output_dir)
+
+
+def fit(trainer: Any, output_dir: str | Path) -> Path:
+    """Run any Trainer (recipe, distillation, GRPO): resume from the last ``checkpoint-N`` of
+    ``output_dir`` if there is one, train, and save the final HF model (with cache on) there."""
     from transformers.trainer_utils import get_last_checkpoint
 
     output_dir = Path(output_dir)
@@ -91,8 +106,7 @@ def run(model: Any, tokenizer: Any, dataset: Sequence[Any], collator: Any, outpu
     last = get_last_checkpoint(str(output_dir))
     if last:
         log.warning("resuming from %s", last)
-    trainer = RecipeTrainer(model=model, args=training_arguments(output_dir, train), train_dataset=dataset,
-                            data_collator=collator, processing_class=tokenizer)
+    model = trainer.model
     trainer.train(resume_from_checkpoint=last)
     model.config.use_cache = True   # generation wants the cache back
     trainer.save_model(str(output_dir))
