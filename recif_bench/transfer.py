@@ -117,6 +117,25 @@ def prompt_messages(data: AmazonDataset, items: ItemCatalogue, example: Example)
                                         f"{lines}\nWhich product will the customer buy next? Answer with its item ID."}]
 
 
+def prompt_text(data: AmazonDataset, items: ItemCatalogue, example: Example) -> str:
+    """The exact model input of one example (chat-rendered, thinking off, ending in the answer prefix)."""
+    return chat.render(prompt_messages(data, items, example), False) + items.answer_prefix
+
+
+@lru_cache(maxsize=8)
+def _prompt_users(category: str, data_dir: str, item_ids: str, text_augmented: bool) -> dict[str, int]:
+    data, items = dataset(category, data_dir), catalogue(category, data_dir, item_ids, text_augmented)
+    return {prompt_text(data, items, e): e.user for e in data.examples("test")}
+
+
+def user_of_prompt(category: str, data_dir: str, item_ids: str, text_augmented: bool, prompt: str) -> int:
+    """The user whose test prompt this is (ID-based baselines read the user's whole history, not the shown 19 items)."""
+    user = _prompt_users(category, data_dir, item_ids, text_augmented).get(prompt)
+    if user is None:
+        raise DataError(category, "a prompt that is not one of this category's test prompts (other item_ids settings?)")
+    return user
+
+
 @dataclass
 class AmazonReport(LoadReport):
     """The load report of one category, plus the identifier settings and their collision report."""
@@ -157,7 +176,7 @@ def load_docs(amazon_task: str, data_dir: str | None = None, item_ids: str = "au
     data = dataset(category_of(amazon_task), require_data_dir(data_dir))
     n = len(examples)
     rows = {
-        "prompt": [chat.render(prompt_messages(data, items, e), False) + items.answer_prefix for e in examples],
+        "prompt": [prompt_text(data, items, e) for e in examples],
         "answer": [items.render_answer(e.target) for e in examples],
         "user": [e.user for e in examples],
         "target": [e.target for e in examples],

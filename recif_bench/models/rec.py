@@ -92,7 +92,17 @@ class Popularity:
         return (count + 1) / (max(counter.values(), default=0) + 2)
 
 
-RECOMMENDERS: dict[str, Callable[..., Recommender]] = {"popularity": Popularity}
+def _sequential(kind: str) -> Callable[..., Recommender]:
+    def build(checkpoint: str | None = None, fmt: sid.SidFormat = sid.SidFormat(3, 8192)) -> Recommender:
+        from recif_bench.models.sequential import SequentialRecommender
+
+        return SequentialRecommender(kind, checkpoint, fmt)
+    return build
+
+
+# popularity is fitted here; sasrec / tiger load a checkpoint trained by `recif-train sasrec|tiger`
+RECOMMENDERS: dict[str, Callable[..., Recommender]] = {"popularity": Popularity, "sasrec": _sequential("sasrec"),
+                                                       "tiger": _sequential("tiger")}
 
 
 def _as_list(value) -> list:
@@ -112,13 +122,14 @@ def supports(model: LM, kind: TaskKind) -> bool:
 
 @register_model("recif-rec")
 class RecLM(LM):
-    """model_args: ``model=popularity`` (default), ``data_dir=`` (to find ``raw/`` tables, or the Amazon
+    """model_args: ``model=popularity`` (default) | ``sasrec`` | ``tiger`` (with ``checkpoint=``),
+    ``data_dir=`` (to find ``raw/`` tables, or the Amazon
     category folders), ``train_dir=`` (a folder with the raw RecIF tables), ``sid_levels``, ``sid_codebook``,
     ``item_ids`` / ``text_augmented`` (identifiers of the Amazon tasks)."""
 
     def __init__(self, model: str = "popularity", data_dir: str | None = None, train_dir: str | None = None,
                  sid_levels: int = 3, sid_codebook: int = 8192, item_ids: str = "auto",
-                 text_augmented: bool = False, **_ignored) -> None:
+                 text_augmented: bool = False, checkpoint: str | None = None, **_ignored) -> None:
         super().__init__()
         self.data_dir, self.item_ids, self.text_augmented = data_dir, str(item_ids), text_augmented
         self.amazon: dict[str, Popularity] = {}
@@ -126,8 +137,11 @@ class RecLM(LM):
             raise ValueError(f"unknown recommender {model!r}; known: {', '.join(RECOMMENDERS)}")
         self.name = model
         self.fmt = sid.SidFormat(int(sid_levels), int(sid_codebook))
-        self.raw_dir = self._raw_dir(train_dir, data_dir)
         self.recommender: Recommender | None = None
+        if model != "popularity":
+            self.recommender = RECOMMENDERS[model](checkpoint=checkpoint, fmt=self.fmt)
+            return
+        self.raw_dir = self._raw_dir(train_dir, data_dir)
         if self.raw_dir is not None:
             log.info("%s: fitting on the train users of %s", model, self.raw_dir)
             self.recommender = Popularity.from_raw_table(self.raw_dir)
@@ -163,7 +177,7 @@ class RecLM(LM):
             if spec.domain is None:   # a text task: not something a recommender can answer
                 answer = [""]
             elif _is_amazon(spec.domain):
-                answer = self._amazon_answer(spec.domain, spec.num_return_sequences)
+                answer = self._amazon_answer(spec.domain, spec.num_return_sequences, request.args[0])
             else:
                 items = recommender.recommend(request.args[0], spec.domain, spec.num_return_sequences)
                 answer = [sid.render_body(codes, self.fmt) for codes in items]
@@ -171,17 +185,21 @@ class RecLM(LM):
             out.append(answer)
         return out
 
-    def _amazon_answer(self, domain: str, k: int) -> list[str]:
+    def _amazon_answer(self, domain: str, k: int, prompt: str) -> list[str]:
         from recif_bench import transfer
         from recif_bench.harness import as_bool
 
         category = domain.removeprefix(AMAZON_PREFIX)
         data_dir = transfer.require_data_dir(self.data_dir)
+        items = transfer.catalogue(category, data_dir, self.item_ids, as_bool(self.text_augmented))
+        if self.name != "popularity":
+            user = transfer.user_of_prompt(category, data_dir, self.item_ids, as_bool(self.text_augmented), prompt)
+            history = transfer.dataset(category, data_dir).sequences[user][:-1]
+            return [items.render_answer(i) for i in self.recommender.recommend_items(category, history, k)]
         if domain not in self.amazon:
             data = transfer.dataset(category, data_dir)
             counts = data.train_counts("test")       # every catalogue item is ranked, unseen ones last
             self.amazon[domain] = Popularity({domain: Counter({item: counts[item] for item in data.items})})
-        items = transfer.catalogue(category, data_dir, self.item_ids, as_bool(self.text_augmented))
         return [items.render_answer(item) for item in self.amazon[domain].recommend("", domain, k)]
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
