@@ -3,6 +3,7 @@
     recif-train build-data --raw path/to/raw --out runs/data [--benchmark runs/bench]
     recif-train pretrain --config configs/train/tiny_stage1.yaml [--set train.max_steps=10 ...]
     recif-train sft --config configs/train/tiny_sft.yaml
+    recif-train sasrec --config configs/train/sasrec_beauty_bce.yaml   # also: tiger
     recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
 
 Runs under ``accelerate launch`` unchanged (DDP / FSDP / DeepSpeed configs in configs/accelerate/).
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=42)
     data.add_argument("--sid-levels", type=int, default=3)
     data.add_argument("--sid-codebook", type=int, default=8192)
-    for name, text in (("pretrain", "stage 1 itemic alignment or stage 2 co-pretraining"), ("sft", "multi-task SFT")):
+    for name, text in (("pretrain", "stage 1 itemic alignment or stage 2 co-pretraining"), ("sft", "multi-task SFT"),
+                       ("sasrec", "SASRec baseline (BCE or CE loss)"), ("tiger", "TIGER baseline (SIDs + T5)")):
         recipe = sub.add_parser(name, help=text)
         recipe.add_argument("--config", required=True)
         recipe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -65,11 +67,12 @@ def run(args: argparse.Namespace) -> Path:
         from trainers import demo
 
         return demo.ensure(rebuild=args.rebuild)
-    from trainers import pretrain, sft
+    import importlib
+
     from trainers.common.config import load
 
     config = load(args.config, args.set)
-    return (pretrain if args.command == "pretrain" else sft).main(config)
+    return importlib.import_module(f"trainers.{args.command}").main(config)
 
 
 def build_data(args: argparse.Namespace) -> Path:
