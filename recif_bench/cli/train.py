@@ -3,6 +3,9 @@
     recif-train build-data --raw path/to/raw --out runs/data [--benchmark runs/bench]
     recif-train pretrain --config configs/train/tiny_stage1.yaml [--set train.max_steps=10 ...]
     recif-train sft --config configs/train/tiny_sft.yaml
+    recif-train distill --config configs/train/tiny_distill.yaml
+    recif-train rl --config configs/train/tiny_rl.yaml
+    recif-train pipeline --config configs/train/mini.yaml    # every stage on mini-RecIF, evaluated after each
     recif-train sasrec --config configs/train/sasrec_beauty_bce.yaml   # also: tiger
     recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
 
@@ -31,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--sid-levels", type=int, default=3)
     data.add_argument("--sid-codebook", type=int, default=8192)
     for name, text in (("pretrain", "stage 1 itemic alignment or stage 2 co-pretraining"), ("sft", "multi-task SFT"),
-                       ("sasrec", "SASRec baseline (BCE or CE loss)"), ("tiger", "TIGER baseline (SIDs + T5)")):
+                       ("sasrec", "SASRec baseline (BCE or CE loss)"), ("tiger", "TIGER baseline (SIDs + T5)"),
+                       ("distill", "on-policy distillation with the itemic-token penalty"),
+                       ("rl", "Rec-RL: GRPO with hit rewards on the rec SFT prompts"),
+                       ("pipeline", "build-data -> stage 1 -> stage 2 -> SFT -> distill -> RL, evaluated after each")):
         recipe = sub.add_parser(name, help=text)
         recipe.add_argument("--config", required=True)
         recipe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

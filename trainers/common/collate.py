@@ -64,6 +64,20 @@ class PaddedCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """(ids, attention mask) of token rows padded on the left, the layout generation continues from."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(list(r))
+            mask[i, width - len(r):] = 1
+    return ids, mask
+
+
 def batches(samples: Sequence[Sample], packing: bool, max_length: int, pad_id: int) -> tuple[list, Any]:
     """The Trainer's dataset (packs or samples) and the matching collator."""
     if packing:
