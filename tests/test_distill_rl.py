@@ -139,6 +139,18 @@ def test_grpo_groups_are_beams_and_equal_rewards_give_zero_advantages(rl_trainer
     assert torch.allclose(adv.sum(1), torch.zeros(2), atol=1e-5) and (adv[:, 0] > 0).all() and (adv[:, 1:] < 0).all()
 
 
+def test_thinking_rollout_shares_the_reasoning_and_closes_it(rl_trainer):
+    tokenizer = rl_trainer.processing_class
+    rollout = rl.TwoStageRollout(tokenizer, FMT, thinking=True, think_tokens=4)
+    prompt = tokenizer(rl_trainer.train_dataset[0]["prompt"], add_special_tokens=False)["input_ids"]
+    candidates = rollout.candidates(rl_trainer.model, prompt, 3)
+    cut = candidates[0].index(rollout.think_end) + 1
+    assert cut <= 5 and all(c[:cut] == candidates[0][:cut] for c in candidates)   # one reasoning per group
+    assert all(c[cut:cut + len(rollout.bridge)] == rollout.bridge and len(c) == cut + len(rollout.bridge) + 3
+               for c in candidates)
+    assert tokenizer.decode(rollout.bridge) == "\n\n" + sid.SID_BEGIN
+
+
 def test_grpo_step_changes_the_weights_with_a_finite_loss(rl_trainer):
     k = rl_trainer.num_generations
     rl_trainer.reward_funcs[0] = named(lambda prompts, completions, **kw: [float(i % k == 0) for i in range(len(completions))])

@@ -169,7 +169,10 @@ def build_trainer(config: Mapping[str, Any]) -> Any:
     fmt = fmt_of(config)
     rollout_cfg = dict(config.get("rollout") or {})
     thinking = bool(rollout_cfg.pop("thinking", False))
-    rollout = TwoStageRollout(tokenizer, fmt, thinking, **rollout_cfg)
+    try:
+        rollout = TwoStageRollout(tokenizer, fmt, thinking, **rollout_cfg)
+    except TypeError as exc:
+        raise ConfigError(f"rollout: {exc}") from None
     rows = build_rows(require(config, "data"), fmt, thinking)
     train = {"max_completion_length": rollout.think_tokens + len(rollout.bridge) + fmt.levels,
              **dict(config.get("train") or {})}
