@@ -188,3 +188,37 @@ def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and (out / "model.safetensors").exists()
+
+
+def test_general_mixer_reads_local_files_offline(tmp_path):
+    from trainers.common import mixer
+
+    path = tmp_path / "faq.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"问题{i}"}, ensure_ascii=False) for i in range(10)), encoding="utf-8")
+    rows = mixer.general_rows([{"name": "faq", "path": str(path), "rows": 4}], seed=3)
+    assert len(rows) == 4 and rows == mixer.general_rows([{"name": "faq", "path": str(path), "rows": 4}], seed=3)
+    texts = [json.loads(r["segments"])[0]["text"] for r in rows]
+    assert len(set(texts)) == 4 and all(t.startswith("问题") for t in texts)
+    assert {r["source"] for r in rows} == {"general:faq"}
+
+
+def test_mixture_weights_repeat_and_subsample(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame([{"source": "a", "segments": json.dumps([{"type": "text", "text": str(i)}])} for i in range(10)]
+                 ).to_parquet(tmp_path / "a.parquet")
+    rows = samples.mix({"a": 2.5}, tmp_path, seed=0)
+    texts = [json.loads(r["segments"])[0]["text"] for r in rows]
+    assert len(texts) == 25 and all(texts.count(str(i)) in (2, 3) for i in range(10))
+
+
+def test_recif_train_bad_config_is_one_error_line(tmp_path, capsys):
+    from recif_bench.cli.train import main
+
+    assert main(["sft", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"recif-train: error: {tmp_path / 'missing.yaml'}: config file not found"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {mixture: {}}\n", encoding="utf-8")
+    assert main(["sft", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == "recif-train: error: config lacks model"
