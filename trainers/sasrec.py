@@ -216,7 +216,7 @@ def rank_metrics(model: SASRec, histories: list[list[int]], targets: list[int], 
 def recommend(model: SASRec, history: list[int], k: int) -> list[int]:
     """Top-k item indexes after a history (indexes 1..N)."""
     model.eval()
-    return model.scores(pad_left([history], model.config.max_len))[0].topk(k).indices.tolist()
+    return model.scores(pad_left([history], model.config.max_len))[0].topk(min(k, model.n_items)).indices.tolist()
 
 
 def save(path: Path, model: SASRec, items: ItemIndex, extra: dict[str, Any]) -> Path:
@@ -269,7 +269,8 @@ def fit(sequences: Sequence[Sequence[Hashable]], items: Sequence[Hashable], conf
     last = out / "last.pt"
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        if ckpt["config"] != asdict(config) or ckpt["items"] != index.to_json():
+        same = {k: v for k, v in ckpt["config"].items() if k != "epochs"} == {k: v for k, v in asdict(config).items() if k != "epochs"}
+        if not same or ckpt["items"] != index.to_json():
             raise ValueError(f"{last}: a checkpoint of a different run (config or items differ); use another output_dir")
         model.load_state_dict(ckpt["state"])
         optimiser.load_state_dict(ckpt["optimiser"])

@@ -79,8 +79,10 @@ class SequentialRecommender:
         model = load_model(self.kind, path)
         trained_on = model.meta.get("category")
         if category and trained_on != category:
-            raise ValueError(f"{path}: a {self.kind} checkpoint of {trained_on or 'mini-RecIF'}, "
-                             f"not of the Amazon category {category!r}")
+            from recif_bench.data.reader import DataError
+
+            raise DataError(path, f"a {self.kind} checkpoint of {trained_on or 'mini-RecIF'}, "
+                                  f"not of the Amazon category {category!r}")
         return model
 
     def recommend(self, prompt: str, domain: str, k: int) -> list[tuple[int, ...]]:
