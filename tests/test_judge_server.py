@@ -3,6 +3,7 @@ faults (timeouts, 429, 500s, malformed JSON, out-of-range scores), hand-computed
 content-addressed cache, and recif-eval's --judge / --rejudge end to end."""
 
 import json
+import os
 
 import pytest
 from fake_judge import FakeJudge, between, oracle
@@ -10,14 +11,6 @@ from tiny_bert import build_tiny_bert
 
 from recif_bench.cli.eval import main as recif_eval
 from recif_bench.judges import JudgeSettings, TextSample, build_runner, judge_task
-
-
-@pytest.fixture(autouse=True)
-def judge_environment(monkeypatch):
-    """recif-eval writes the judge settings into os.environ; undo that after each test."""
-    for var in ("RECIF_JUDGE", "RECIF_JUDGE_WORKERS", "RECIF_JUDGE_RPM", "RECIF_JUDGE_CACHE", "RECIF_JUDGE_CONFIG"):
-        monkeypatch.setenv(var, "")   # recorded, so teardown removes whatever the test left
-        monkeypatch.delenv(var)
 
 
 @pytest.fixture
@@ -192,7 +185,9 @@ def test_recif_eval_judges_caches_and_rejudges(judge, mini_dir, tmp_path, monkey
     assert unjudged["tasks"]["rec_reason"]["headline"]["value"] is None and judge.calls == 0
 
     args = base + ["--judge", f"openai:judge@{judge.url}/v1", "--judge-workers", "2"]
+    environ_before = dict(os.environ)
     assert recif_eval(args) == 0
+    assert dict(os.environ) == environ_before          # the judge settings do not outlive the run
     summary = json.loads((out / "summary.json").read_text())
     for task, metric in (("item_understand", "macro_wip_double_weighted_f1"), ("rec_reason", "llm_score")):
         entry = summary["tasks"][task]

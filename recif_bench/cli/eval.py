@@ -8,13 +8,14 @@ results contract.  Errors in inputs end the run with one line naming the input (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from recif_bench import general, tasks_dir
 from recif_bench.benchmark import AMAZON_CATEGORIES, AMAZON_GROUP, AMAZON_PREFIX, LAYER_NAMES, TASK_ORDER, TASKS, task_info
@@ -122,11 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:   # lm-eval warns about every custom dataset; our own warnings stay on
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:
-        if args.model == "demo" and not args.rejudge:
-            from recif_bench.cli.demo_eval import run_demo
-
-            return run_demo(args, run)   # builds the demo model once, then scores it and popularity
-        return rejudge_run(args) if args.rejudge else run(args)
+        with _environ_restored():
+            return _dispatch(args)
     except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError,
             CatalogueError, EmbeddingError, NotImplementedError) as exc:
         print(f"recif-eval: error: {exc}", file=sys.stderr)
@@ -134,6 +132,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recif-eval: interrupted; finished requests are kept — rerun with --resume", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _environ_restored() -> Iterator[None]:
+    """The judge settings travel to the tasks through ``os.environ``; a run must not leave them behind.
+
+    Without this, a second run in the same process (a test, a notebook, the demo's popularity
+    baseline) would inherit the first run's judge and judge cache.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.model == "demo" and not args.rejudge:
+        from recif_bench.cli.demo_eval import run_demo
+
+        return run_demo(args, run)   # builds the demo model once, then scores it and popularity
+    return rejudge_run(args) if args.rejudge else run(args)
 
 
 def run(args: argparse.Namespace) -> int:
