@@ -37,6 +37,15 @@ log = logging.getLogger(__name__)
 LOSSES = ("bce", "ce")
 
 
+def settings(cls, values: dict[str, Any]):
+    """A settings dataclass from a config's ``model`` section; an unknown key is a :class:`ConfigError`."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
 @dataclass
 class SASRecConfig:
     """Model and optimiser settings; defaults are the SASRec paper's Amazon setup (pmixer port)."""
@@ -58,11 +67,7 @@ class SASRecConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SASRecConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        config = cls(**values)
+        config = settings(cls, values)
         if config.loss not in LOSSES:
             raise ConfigError(f"model.loss must be one of {', '.join(LOSSES)}, not {config.loss!r}")
         if config.hidden % config.heads:

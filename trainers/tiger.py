@@ -19,7 +19,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Hashable, Sequence
 
@@ -29,6 +29,7 @@ from tqdm import tqdm
 from recif_bench import sid
 from recif_bench.models.trie import SidTrie
 from trainers.common.config import ConfigError, require
+from trainers.sasrec import settings
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,6 @@ class TigerConfig:
     patience: int = 5
     seed: int = 42
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TigerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
 
 
 class TigerModel:
@@ -266,7 +260,7 @@ def amazon_codes(category: str, data_dir: str, item_ids: str = "auto") -> tuple[
 def main(config: dict[str, Any]) -> Path:
     """``recif-train tiger``: data.source ``amazon`` (data.dir, data.category, data.item_ids) or ``recif``."""
     data = require(config, "data")
-    tiger_config = TigerConfig.from_dict(config.get("model", {}))
+    tiger_config = settings(TigerConfig, config.get("model", {}))
     out = Path(require(config, "output_dir"))
     source = data.get("source", "amazon")
     if source == "amazon":
