@@ -167,14 +167,30 @@ def test_resume_after_a_kill_continues_from_the_checkpoint(tiny_model_dir, train
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "model.safetensors").exists()
-    resumed = run_cli(*common, "--set", "train.max_steps=6", "--set", "train.save_total_limit=10")
+    # a fast machine may have written later checkpoints before the kill: resume from the newest one
+    last = max(int(c.name.split("-")[1]) for c in out.glob("checkpoint-*") if (c / "trainer_state.json").exists())
+    target = last + 4
+    resumed = run_cli(*common, "--set", f"train.max_steps={target}", "--set", "train.save_total_limit=10")
     log, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, log
-    assert "resuming from" in log and "checkpoint-" in log
-    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
-    assert state["global_step"] == 6
+    assert "resuming from" in log and f"checkpoint-{last}" in log
+    state = json.loads((out / f"checkpoint-{target}" / "trainer_state.json").read_text())
+    assert state["global_step"] == target
     assert [e["step"] for e in state["log_history"] if "loss" in e][:2] == [1, 2]   # steps 1-2 kept from the killed run
     assert (out / "model.safetensors").exists()
+
+
+def test_resume_skips_a_checkpoint_whose_save_was_cut_off(tmp_path):
+    from trainers.common.trainer import last_complete_checkpoint
+
+    for step, complete in ((2, True), (4, True), (6, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-final").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert last_complete_checkpoint(tmp_path / "checkpoint-6") is None
 
 
 def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):

@@ -26,6 +26,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {   # spec training §4.5-4.6; configs overrid
     "lr_scheduler_kwargs": {"min_lr": 1e-4}, "learning_rate": 2e-4, "per_device_train_batch_size": 1,
     "logging_steps": 5, "save_strategy": "steps", "save_steps": 50, "save_total_limit": 2,
     "report_to": "none", "remove_unused_columns": False, "dataloader_num_workers": 0,
+    "include_num_input_tokens_seen": "non_padding",   # D of the scaling-law fit (recif-leaderboard scaling)
 }
 
 
@@ -96,14 +97,24 @@ def run(model: Any, tokenizer: Any, dataset: Sequence[Any], collator: Any, outpu
     return fit(trainer, output_dir)
 
 
+def last_complete_checkpoint(output_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` whose ``trainer_state.json`` exists.
+
+    The Trainer writes that file last, so a kill in the middle of a save leaves a newer folder
+    without it; resuming from such a folder would fail (transformers' ``get_last_checkpoint``
+    only checks the folder name).
+    """
+    steps = [int(p.name.split("-", 1)[1]) for p in output_dir.glob("checkpoint-*")
+             if p.name.split("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()]
+    return str(output_dir / f"checkpoint-{max(steps)}") if steps else None
+
+
 def fit(trainer: Any, output_dir: str | Path) -> Path:
     """Run any Trainer (recipe, distillation, GRPO): resume from the last ``checkpoint-N`` of
     ``output_dir`` if there is one, train, and save the final HF model (with cache on) there."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    last = get_last_checkpoint(str(output_dir))
+    last = last_complete_checkpoint(output_dir)
     if last:
         log.warning("resuming from %s", last)
     model = trainer.model
