@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from recif_bench.cli import configure_logging
 from recif_bench import general, tasks_dir
 from recif_bench.benchmark import AMAZON_CATEGORIES, AMAZON_GROUP, AMAZON_PREFIX, LAYER_NAMES, TASK_ORDER, TASKS, task_info
 from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
@@ -118,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     if not args.verbose:   # lm-eval warns about every custom dataset; our own warnings stay on
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     try:

@@ -16,10 +16,10 @@ Bad inputs end the command with one error line naming the input (exit code 2).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from recif_bench.cli import configure_logging
 from recif_bench.sid import SidFormat
 
 
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainers.common.config import ConfigError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         print(run(args))
         return 0
