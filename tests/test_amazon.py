@@ -10,7 +10,7 @@ import pytest
 
 from recif_bench.cli import data as data_cli
 from recif_bench.cli import eval as eval_cli
-from recif_bench.data.amazon import build_from_raw, load_amazon
+from recif_bench.data.amazon import load_amazon
 from recif_bench.data.reader import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon"

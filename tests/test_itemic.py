@@ -12,7 +12,7 @@ from recif_bench.itemic.codes import read_item_codes, write_item_codes
 from recif_bench.itemic.collisions import (CatalogueError, ItemCatalogue, ItemId, add_dedup_level,
                                            parse_generation, text_keywords)
 from recif_bench.itemic.embed import EmbeddingError, cached_embed, check_embeddings
-from recif_bench.itemic.rqkmeans import RQKMeans, available_backends, collision_stats, quality_report
+from recif_bench.itemic.rqkmeans import RQKMeans, collision_stats, quality_report
 
 LETTER_INDEX = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon" / "beauty" / "Beauty.index.json"
 
