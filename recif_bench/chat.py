@@ -86,6 +86,22 @@ def render(messages: Any, thinking: bool, template: str = SOFT_SWITCH, tokenizer
     raise ChatError(f"unknown chat template {template!r}; use {SOFT_SWITCH!r} or {MODEL_TEMPLATE!r}")
 
 
+EMPTY_THINK_BLOCK = "<think>\n\n</think>\n\n"
+_THINKING_TAIL = "/think<|im_end|>\n<|im_start|>assistant\n"
+
+
+def without_thinking(prompt: str) -> str:
+    """The non-thinking generation prompt of the same chat, from a rendered thinking one.
+
+    A soft-switch prompt ends in ``/think`` + the open assistant turn; the non-thinking one ends in
+    ``/no_think`` + the empty think block (exactly :func:`render` with ``thinking=False``).  Other
+    templates (``chat_template=model``) just get the empty block, as Qwen3's own template does.
+    """
+    if prompt.endswith(_THINKING_TAIL):
+        return prompt[:-len(_THINKING_TAIL)] + "/no_think<|im_end|>\n<|im_start|>assistant\n" + EMPTY_THINK_BLOCK
+    return prompt + EMPTY_THINK_BLOCK
+
+
 def has_reasoning(answer: str) -> bool:
     """True when an assistant answer carries a non-empty ``<think>...</think>`` block."""
     if "</think>" not in answer:

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thinking", action="store_true", help="thinking mode: one sampled thought, then the answer")
     p.add_argument("--constrained", action="store_true",
                    help="trie-constrained beam search over the catalogue's SIDs (hf backend)")
+    p.add_argument("--think-ahead", default=None, metavar="T,m",
+                   help="OneRec-Think think-ahead on the rec tasks (hf backend): T sampled reasoning paths, m beams "
+                        "of the first 2 SID levels kept per path, then the fast model (--model-args fast_model=PATH, "
+                        "default the same model) answers constrained to those prefixes; implies --thinking")
     p.add_argument("--chat-template", choices=["soft_switch", "model"], default="soft_switch",
                    help="the reference's Qwen3 soft-switch template (default) or the model's own")
     p.add_argument("--sid-levels", type=int, default=3)
@@ -166,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     fmt = SidFormat(args.sid_levels, args.sid_codebook)
     tasks = expand_tasks(args.tasks)
     backend = args.backend or ("rec" if args.model in _recommenders() else "hf")
+    if args.think_ahead:
+        args.think_ahead = _think_ahead(args.think_ahead, backend)
+        args.thinking = True   # the reasoning paths need thinking prompts
 
     root = _data_root(args.data_dir, tasks)
     data_name = _data_name(args.data_dir, root, tasks)
@@ -231,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
               "files": {t: r.as_dict() for t, r in reports.items()},
               "limit": args.limit, "sample": args.sample},
         settings={"thinking": args.thinking, "constrained": args.constrained, "chat_template": args.chat_template,
+                  "think_ahead": args.think_ahead and {"paths": args.think_ahead.paths, "beams": args.think_ahead.beams,
+                                                       "fast_model": model_args.get("fast_model") or args.model},
                   "num_beams": 32, "num_return_sequences": 32, "seed": args.seed,
                   "sid_format": {"levels": fmt.levels, "codebook_size": fmt.codebook_size},
                   "judge": harness.judge_settings_for_summary(),
@@ -306,9 +315,23 @@ def _backend_args(backend: str, args: argparse.Namespace, root: Path, fmt: SidFo
         if backend not in ("hf",):
             raise UsageError(f"--constrained is supported by the hf backend, not {backend}")
         llm["constrained"] = True
+    if args.think_ahead:
+        llm["think_ahead"] = str(args.think_ahead)
     if backend == "openai":
         llm["model"] = llm.pop("pretrained")
     return llm
+
+
+def _think_ahead(value: str, backend: str) -> Any:
+    """``--think-ahead T,m`` -> settings, checked before any data or model is loaded."""
+    from recif_bench.models.think_ahead import ThinkAhead
+
+    if backend != "hf":
+        raise UsageError(f"--think-ahead is supported by the hf backend, not {backend}")
+    try:
+        return ThinkAhead.parse(value)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
 
 
 def _configure_judge(args: argparse.Namespace, run_dir: Path, tasks: list[str]) -> None:

@@ -5,6 +5,7 @@
     recif-train sft --config configs/train/tiny_sft.yaml
     recif-train distill --config configs/train/tiny_distill.yaml
     recif-train rl --config configs/train/tiny_rl.yaml
+    recif-train think-data --config configs/train/think_data_mini.yaml   # OneRec-Think rationale + SID rows
     recif-train pipeline --config configs/train/mini.yaml    # every stage on mini-RecIF, evaluated after each
     recif-train sasrec --config configs/train/sasrec_beauty_bce.yaml   # also: tiger
     recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("sasrec", "SASRec baseline (BCE or CE loss)"), ("tiger", "TIGER baseline (SIDs + T5)"),
                        ("distill", "on-policy distillation with the itemic-token penalty"),
                        ("rl", "Rec-RL: GRPO with hit rewards on the rec SFT prompts"),
+                       ("think-data", "OneRec-Think reasoning activation: pruned-context rationales -> SFT rows"),
                        ("pipeline", "build-data -> stage 1 -> stage 2 -> SFT -> distill -> RL, evaluated after each")):
         recipe = sub.add_parser(name, help=text)
         recipe.add_argument("--config", required=True)
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> Path:
     from trainers.common.config import load
 
     config = load(args.config, args.set)
-    return importlib.import_module(f"trainers.{args.command}").main(config)
+    return importlib.import_module(f"trainers.{args.command.replace('-', '_')}").main(config)
 
 
 def build_data(args: argparse.Namespace) -> Path:

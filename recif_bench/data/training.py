@@ -44,9 +44,14 @@ def row(source: str, metadata: Mapping[str, Any], messages: list | None = None,
     return out
 
 
+def stable_uuid(name: str, key: Any) -> str:
+    """uuid5 of (file name, key): the same in every rebuild (the reference draws uuids at random)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{name}:{key}"))
+
+
 def with_uuids(name: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """uuid5 of (file name, row position): unique, and the same in every rebuild."""
-    return [{"source": r["source"], "uuid": str(uuid.uuid5(_NAMESPACE, f"{name}:{i}")),
+    return [{"source": r["source"], "uuid": stable_uuid(name, i),
              **{k: v for k, v in r.items() if k != "source"}} for i, r in enumerate(rows)]
 
 

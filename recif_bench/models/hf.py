@@ -4,7 +4,9 @@ model_args: ``pretrained`` (folder or hub id), ``dtype`` (auto | float32 | bfloa
 ``device`` (default cuda when available), ``batch_size``, ``thinking``, ``constrained`` with
 ``data_dir`` (trie over the catalogue's SIDs), ``sid_levels``, ``sid_codebook``, ``seed``,
 ``trust_remote_code``, ``max_length`` (context window; default the model's
-``max_position_embeddings``).  Stock lm-eval tasks work too (``recif-eval --general``):
+``max_position_embeddings``), ``think_ahead`` (``"T,m"``: OneRec-Think's think-ahead inference on the
+rec tasks, :mod:`recif_bench.models.think_ahead`) with ``fast_model`` (its answering model; default
+this one).  Stock lm-eval tasks work too (``recif-eval --general``):
 ``loglikelihood`` of multi-token continuations, ``loglikelihood_rolling`` in lm-eval's disjoint
 windows, prompts longer than the window cut from the left as lm-eval's ``hf`` does.  A loaded ``model`` / ``tokenizer`` can be passed instead (trainers
 evaluate in process this way).
@@ -31,8 +33,11 @@ class HFRecLM(KCandidateLM):
                  dtype: str = "auto", device: str | None = None, batch_size: Any = 8, thinking: Any = False,
                  constrained: Any = False, data_dir: str | None = None, sid_levels: Any = 3,
                  sid_codebook: Any = 8192, seed: Any = 0, trust_remote_code: Any = True, max_length: Any = None,
-                 **_ignored: Any) -> None:
-        super().__init__(thinking=thinking, batch_size=batch_size)
+                 think_ahead: Any = None, fast_model: str | None = None, **_ignored: Any) -> None:
+        from recif_bench.models.think_ahead import ThinkAhead
+
+        self.think_ahead = ThinkAhead.parse(think_ahead) if think_ahead not in (None, "") else None
+        super().__init__(thinking=thinking if self.think_ahead is None else True, batch_size=batch_size)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -52,17 +57,29 @@ class HFRecLM(KCandidateLM):
             model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch_dtype,
                                                          trust_remote_code=bool(trust_remote_code))
         self.model = model.to(self._device).eval()
+        self.fast_model = self.model if not fast_model or fast_model == pretrained else \
+            self._load_fast_model(fast_model, dtype, bool(trust_remote_code))
         self.seed = int(seed)
         self.fmt = sid.SidFormat(int(sid_levels), int(sid_codebook))
         self.constrained = str(constrained).lower() in ("1", "true", "yes")
         self.data_dir = Path(data_dir) if data_dir else None
-        if self.constrained and self.data_dir is None:
-            raise ValueError("constrained=true needs data_dir=<benchmark data root> to read the catalogue")
+        if (self.constrained or self.think_ahead) and self.data_dir is None:
+            raise ValueError("constrained=true and think_ahead need data_dir=<benchmark data root> to read the catalogue")
         self.forward_calls = 0   # model forwards spent on scoring: one per unique label_pred prompt
         self.max_length = int(max_length or getattr(self.model.config, "max_position_embeddings", None) or 2048)
         # what an empty context is scored after (lm-eval's convention: BOS, else EOS)
         self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
             else self.tokenizer.eos_token_id
+
+    def _load_fast_model(self, path: str, dtype: str, trust_remote_code: bool) -> Any:
+        """Think-ahead's second model; it must write the same itemic tokens, so it must share the tokenizer."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code).get_vocab() != self.tokenizer.get_vocab():
+            raise ValueError(f"fast_model={path}: its tokenizer differs from the main model's (think-ahead needs one vocabulary)")
+        torch_dtype = dtype if dtype == "auto" else getattr(self.torch, str(dtype))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        return model.to(self._device).eval()
 
     @property
     def tokenizer_name(self) -> str:
@@ -75,6 +92,27 @@ class HFRecLM(KCandidateLM):
         return batch["input_ids"].to(self._device), batch["attention_mask"].to(self._device)
 
     def _generate(self, prompts: list[str], spec: GenSpec, catalogue: str | None) -> list[list[str]]:
+        tries = None
+        if self.constrained and catalogue and spec.answer_prefix:
+            tries = [self.trie(catalogue)] * len(prompts)
+        texts = self.tokenizer.batch_decode(self._generate_ids(self.model, prompts, spec, tries),
+                                            skip_special_tokens=True)
+        k = spec.num_return_sequences
+        return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+
+    def _answer(self, contexts: list[str], spec: GenSpec, thinking: bool) -> list[list[str]]:
+        if self.think_ahead is not None and thinking and spec.answer_prefix and spec.catalogue:
+            from recif_bench.models import think_ahead
+
+            return think_ahead.answer(self, contexts, spec)
+        return super()._answer(contexts, spec, thinking)
+
+    def _generate_ids(self, model: Any, prompts: list[str], spec: GenSpec, tries: list[Any] | None = None):
+        """The new token ids (``len(prompts) * K`` rows, prompt by prompt) of ``model``'s generation.
+
+        ``tries`` (one :class:`~recif_bench.models.trie.SidTrie` per prompt) constrains every
+        generated token to a path of the prompt's trie.
+        """
         torch = self.torch
         input_ids, attention = self._encode(prompts, spec.sampling.max_new_tokens)
         k = spec.num_return_sequences
@@ -89,21 +127,24 @@ class HFRecLM(KCandidateLM):
                 kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else 0)
             elif k > 1:
                 kwargs.update(num_beams=k)
-        if self.constrained and catalogue and spec.answer_prefix:
-            kwargs["prefix_allowed_tokens_fn"] = self._constraint(catalogue, input_ids.shape[1])
+        if tries is not None:
+            start = input_ids.shape[1]
+            rows = k if kwargs.get("do_sample") else 1   # sampling numbers the expanded rows, beams the prompts
+            kwargs["prefix_allowed_tokens_fn"] = \
+                lambda row, ids: tries[row // rows].allowed(tuple(ids[start:].tolist()))
         if spec.sampling.do_sample or not spec.beam_search:
             torch.manual_seed(self.seed)
         with torch.no_grad():
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
-        new_tokens = output[:, input_ids.shape[1]:]
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+            output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        return output[:, input_ids.shape[1]:]
 
-    def _constraint(self, catalogue: str, prompt_length: int):
+    def trie(self, catalogue: str):
+        """The trie of the catalogue file ``catalogue`` (in the data root) in this tokenizer's ids."""
         from recif_bench.models.trie import build_trie
 
-        trie = build_trie(self.tokenizer, self.data_dir / catalogue, self.fmt)
-        return lambda _batch, ids: trie.allowed(tuple(ids[prompt_length:].tolist()))
+        if self.data_dir is None:
+            raise ValueError("constrained decoding needs data_dir=<benchmark data root> to read the catalogue")
+        return build_trie(self.tokenizer, self.data_dir / catalogue, self.fmt)
 
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
         context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"] or [self.prefix_token_id]

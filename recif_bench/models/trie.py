@@ -7,9 +7,10 @@ is a legal item (legal_rate 1.0 by construction).
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from recif_bench import sid
 
@@ -28,6 +29,31 @@ class SidTrie:
                 self.children.setdefault(ids[:depth], set()).add(ids[depth])
         self.levels = fmt.levels
         self.end_ids = end_ids
+
+    def under(self, prefixes: Iterable[tuple[int, ...]]) -> "SidTrie":
+        """The sub-trie of the SIDs that start with one of ``prefixes`` (token-id tuples, one length).
+
+        Think-ahead decoding (:mod:`recif_bench.models.think_ahead`) restricts the final answer
+        to the code prefixes its reasoning paths chose; an empty ``prefixes`` leaves no SID.
+        """
+        keep = set(prefixes)
+        depth = {len(p) for p in keep}
+        if len(depth) > 1:
+            raise ValueError(f"prefixes of one length expected, got lengths {sorted(depth)}")
+        cut = depth.pop() if depth else 0
+        heads = {p[:i] for p in keep for i in range(cut + 1)}
+        sub = copy.copy(self)
+        sub.children = {}
+        for node, nexts in self.children.items():
+            inside = node[:cut] in keep if len(node) >= cut else node in heads
+            kept = {t for t in nexts if len(node) >= cut or node + (t,) in heads} if inside else set()
+            if kept:
+                sub.children[node] = kept
+        return sub
+
+    def contains(self, ids: tuple[int, ...]) -> bool:
+        """Whether ``ids`` is a path of the trie (a whole SID, or a prefix of one)."""
+        return all(ids[i] in self.children.get(ids[:i], ()) for i in range(len(ids)))
 
     def allowed(self, generated: tuple[int, ...]) -> list[int]:
         """Token ids that may follow the tokens generated so far after ``<|sid_begin|>``."""
