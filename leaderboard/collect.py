@@ -84,6 +84,9 @@ class Run:
     def tags(self) -> list[str]:
         """Non-default settings, shown next to the model name so different settings never look alike."""
         tags = [name for name in ("thinking", "constrained") if self.settings.get(name)]
+        ahead = self.settings.get("think_ahead")
+        if ahead:
+            tags.append(f"think-ahead {ahead['paths']},{ahead['beams']}")
         judge = self.settings.get("judge")
         if judge:
             tags.append(f"judge {judge.get('kind')}:{judge.get('model')}" if judge.get("model")

@@ -185,3 +185,15 @@ def test_think_ahead_flag_parses_and_errors_clearly(capsys):
                    "beams per path), got '2x4'"]
     assert main(["--model", "popularity", "--think-ahead", "2,4"]) == 2
     assert "--think-ahead is supported by the hf backend, not rec" in capsys.readouterr().err
+
+
+def test_think_ahead_runs_are_labelled_on_the_leaderboard(tmp_path):
+    from leaderboard.collect import collect, group_by_data
+    from leaderboard.tables import build_tables
+    from leaderboard_fixtures import task_entry, write_run
+
+    settings = {"thinking": True, "think_ahead": {"paths": 2, "beams": 4, "fast_model": "m"}}
+    write_run(tmp_path, "plain", {"video": task_entry("video", 0.1)}, model="m", settings={"thinking": True})
+    write_run(tmp_path, "ahead", {"video": task_entry("video", 0.2)}, model="m", settings=settings)
+    (table,) = build_tables(group_by_data(collect([tmp_path]).runs), [])
+    assert sorted(c.label for c in table.columns) == ["m (thinking)", "m (thinking, think-ahead 2,4)"]
