@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recif_bench import sid
-from trainers import distill, pipeline, rl
+from trainers import distill, pipeline, rl, rl_rewards
 from trainers.common.config import load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,11 +97,11 @@ def test_distill_steps_never_feed_the_teacher_an_oov_id(tiny_model_dir, tmp_path
     ("", False, 0.0),
 ])
 def test_rl_reward_on_hand_made_completions(completion, partial, expected):
-    assert rl.first_sid_reward(completion, {(1, 2, 3), (4, 5, 6)}, FMT, partial) == pytest.approx(expected)
+    assert rl_rewards.first_sid_reward(completion, {(1, 2, 3), (4, 5, 6)}, FMT, partial) == pytest.approx(expected)
 
 
 def test_rl_reward_function_reads_the_ground_truth_column():
-    reward = rl.reward_function(FMT, partial=False)
+    reward = rl_rewards.build({"kind": "hit"}, FMT)
     truth = json.dumps([[1, 2, 3]])
     assert reward.__name__ == "hit"
     assert reward(["p", "p"], ["<|sid_begin|><s_a_1><s_b_2><s_c_3>", "<|sid_begin|><s_a_1><s_b_2><s_c_4>"],

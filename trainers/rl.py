@@ -22,12 +22,14 @@ Built on trl's ``GRPOTrainer`` with a custom rollout and reward:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from recif_bench import chat, sid
+from trainers import policy_losses, rl_rewards
 from trainers.common import samples, trainer
 from trainers.common.config import ConfigError, require
 
@@ -40,43 +42,13 @@ RL_DEFAULTS: dict[str, Any] = {   # spec training §6.6; configs override any of
     "beta": 0.001, "epsilon": 0.2, "epsilon_high": 0.28, "loss_type": "dapo", "scale_rewards": "group",
     "logging_steps": 1, "save_steps": 50,
 }
-ROLLOUT_MODES = ("beam", "sample")
+ROLLOUT_MODES = ("beam", "sample", "think_beam")
 
 
-def first_sid_reward(completion: str, truth: set[tuple[int, ...]], fmt: sid.SidFormat,
-                     partial: bool = False) -> float:
-    """1.0 when the answer's first SID is a ground-truth SID; with ``partial``, 10^-(unmatched levels)
-    for the longest code prefix it shares with one (0.1 for a/b, 0.01 for a of three); else 0."""
-    codes = sid.try_parse_body(sid.prediction_body(completion), fmt)
-    if codes is None:
-        return 0.0
-    if codes in truth:
-        return 1.0
-    if not partial:
-        return 0.0
-    best = 0
-    for target in truth:
-        shared = 0
-        while shared < len(codes) and codes[shared] == target[shared]:
-            shared += 1
-        best = max(best, shared)
-    return 10.0 ** (best - fmt.levels) if best else 0.0
-
-
-def reward_function(fmt: sid.SidFormat, partial: bool) -> Callable[..., list[float]]:
-    """trl reward function over the dataset's ``ground_truth`` column (JSON list of code lists)."""
-    def hit(prompts: Sequence[Any], completions: Sequence[str], ground_truth: Sequence[str],
-            **_: Any) -> list[float]:
-        return [first_sid_reward(text, {tuple(c) for c in json.loads(truth)}, fmt, partial)
-                for text, truth in zip(completions, ground_truth)]
-
-    hit.__name__ = "partial_hit" if partial else "hit"
-    return hit
-
-
-def build_rows(data: Mapping[str, Any], fmt: sid.SidFormat, thinking: bool) -> list[dict[str, str]]:
-    """SFT recommendation rows -> ``{prompt, ground_truth, source}``: the soft-switch generation prompt
-    of every message but the last, and the SIDs of the last (assistant) message."""
+def build_rows(data: Mapping[str, Any], fmt: sid.SidFormat, thinking: bool) -> list[dict[str, Any]]:
+    """SFT recommendation rows -> ``{prompt, ground_truth, source, uid}``: the soft-switch generation
+    prompt of every message but the last, the SIDs of the last (assistant) message, and the user
+    of the row's metadata (-1 when it has none; the pscore / feedback rewards need it)."""
     rows = samples.mix(require(dict(data), "mixture"), require(dict(data), "dir"), int(data.get("seed", 0)))
     out = []
     for row in rows:
@@ -85,8 +57,9 @@ def build_rows(data: Mapping[str, Any], fmt: sid.SidFormat, thinking: bool) -> l
             raise ValueError(f"row {row.get('uuid', '?')} of {row.get('source')}: last message is not the answer")
         truth = sid.extract_codes(messages[-1]["content"], fmt)
         if truth:
+            meta = json.loads(row.get("metadata") or "{}")
             out.append({"prompt": chat.render(messages[:-1], thinking), "ground_truth": json.dumps(truth),
-                        "source": str(row.get("source", ""))})
+                        "source": str(row.get("source", "")), "uid": int(meta.get("uid", -1))})
     if not out:
         raise ValueError("no RL prompts with ground-truth SIDs in data.mixture")
     log.warning("RL data: %d prompts", len(out))
@@ -94,14 +67,21 @@ def build_rows(data: Mapping[str, Any], fmt: sid.SidFormat, thinking: bool) -> l
 
 
 class TwoStageRollout:
-    """trl ``rollout_func``: optional sampled reasoning, then K beams / samples of one SID per prompt."""
+    """trl ``rollout_func``: optional sampled reasoning, then K beams / samples of one SID per prompt.
+
+    ``think_beam`` is OneRec-Think's rollout: every group member samples its own reasoning, then a
+    beam search of width ``beams`` follows it; the member's completion ends in the top beam and its
+    ``beam_texts`` (all the beams' items) go to the reward (``beam_match`` takes the best of them).
+    """
 
     def __init__(self, tokenizer: Any, fmt: sid.SidFormat, thinking: bool, mode: str = "beam",
-                 think_tokens: int = 1024, temperature: float = 1.0, top_p: float = 1.0) -> None:
+                 think_tokens: int = 1024, temperature: float = 1.0, top_p: float = 1.0, beams: int = 8) -> None:
         if mode not in ROLLOUT_MODES:
             raise ConfigError(f"rollout.mode must be one of {ROLLOUT_MODES}, got {mode!r}")
+        if mode == "think_beam" and not thinking:
+            raise ConfigError("rollout.mode think_beam needs rollout.thinking: true (its members differ by reasoning)")
         self.tokenizer, self.fmt, self.thinking, self.mode = tokenizer, fmt, thinking, mode
-        self.think_tokens, self.temperature, self.top_p = think_tokens, temperature, top_p
+        self.think_tokens, self.temperature, self.top_p, self.beams = think_tokens, temperature, top_p, beams
         self.think_end = tokenizer.convert_tokens_to_ids(sid.THINK_END)
         bridge = ("\n\n" if thinking else "") + sid.SID_BEGIN
         self.bridge = tokenizer(bridge, add_special_tokens=False)["input_ids"]
@@ -111,27 +91,43 @@ class TwoStageRollout:
         k = grpo.num_generations
         if len(prompts) % k:
             raise ValueError(f"rollout got {len(prompts)} prompts, not a multiple of num_generations={k}")
-        prompt_ids, completion_ids = [], []
+        prompt_ids, completion_ids, beam_texts = [], [], []
         for i in range(0, len(prompts), k):
             ids = self.tokenizer(prompts[i], add_special_tokens=False)["input_ids"]
-            for candidate in self.candidates(model, ids, k):
-                prompt_ids.append(ids)
-                completion_ids.append(candidate)
-        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+            if self.mode == "think_beam":
+                members = [self.think_beam(model, ids) for _ in range(k)]
+                completion_ids += [completion for completion, _ in members]
+                beam_texts += [texts for _, texts in members]
+            else:
+                completion_ids += self.candidates(model, ids, k)
+            prompt_ids += [ids] * k
+        out = {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+        return {**out, "beam_texts": beam_texts} if beam_texts else out
 
     def candidates(self, model: Any, prompt_ids: list[int], k: int) -> list[list[int]]:
         """K completions of one prompt: shared reasoning + bridge + ``levels`` item tokens each."""
+        reasoning = self.reason(model, prompt_ids) if self.thinking else []
+        return [reasoning + self.bridge + item for item in self.items(model, prompt_ids + reasoning, k, self.mode)]
+
+    def think_beam(self, model: Any, prompt_ids: list[int]) -> tuple[list[int], list[str]]:
+        """One Think rollout: (reasoning + bridge + top beam, the decoded bridge + item of every beam)."""
+        reasoning = self.reason(model, prompt_ids)
+        items = self.items(model, prompt_ids + reasoning, self.beams, "beam")
+        texts = self.tokenizer.batch_decode([self.bridge + item for item in items], skip_special_tokens=True)
+        return reasoning + self.bridge + items[0], texts
+
+    def items(self, model: Any, context_ids: list[int], k: int, mode: str) -> list[list[int]]:
+        """The item tokens of K beams (best first) or K samples after ``context + bridge``."""
         import torch
 
-        reasoning = self.reason(model, prompt_ids) if self.thinking else []
-        prefix = torch.tensor([prompt_ids + reasoning + self.bridge])
-        search = ({"num_beams": k, "do_sample": False} if self.mode == "beam"
+        prefix = torch.tensor([context_ids + self.bridge])
+        search = ({"num_beams": k, "do_sample": False} if mode == "beam"
                   else {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p})
         with torch.no_grad():
             out = model.generate(input_ids=prefix, attention_mask=torch.ones_like(prefix), num_return_sequences=k,
                                  max_new_tokens=self.fmt.levels, min_new_tokens=self.fmt.levels, use_cache=True,
                                  pad_token_id=self.tokenizer.pad_token_id, **search)
-        return [reasoning + self.bridge + row[prefix.shape[1]:].tolist() for row in out]
+        return [row[prefix.shape[1]:].tolist() for row in out]
 
     def reason(self, model: Any, prompt_ids: list[int]) -> list[int]:
         """Sampled reasoning up to and including ``</think>`` (appended if the sample stopped without it)."""
@@ -154,15 +150,74 @@ def fmt_of(config: Mapping[str, Any]) -> sid.SidFormat:
     return sid.SidFormat(int(config.get("sid_levels", 3)), int(config.get("sid_codebook", 8192)))
 
 
+def trainer_class() -> type:
+    """trl's ``GRPOTrainer`` with the recipes' no-decay set, a selectable policy loss and OneRec-V1's
+    format regularisation (defined here so that importing this module does not import trl)."""
+    import torch
+    from trl import GRPOTrainer
+
+    class RecGRPOTrainer(trainer.RecipeDecay, GRPOTrainer):
+        policy_loss: policy_losses.PolicyLoss | None = None   # None: trl's own clipped surrogate (loss.kind grpo)
+        catalogue: rl_rewards.Catalogue | None = None          # set: format regularisation on
+        format_weight: float = 1.0
+        fmt: sid.SidFormat = sid.DEFAULT_FORMAT
+
+        def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            """trl's rollout and group-normalised advantages, plus ``format_weight`` for every
+            completion whose SID is an item of the catalogue (OneRec-V1: advantage 1 for legal items
+            among the K samples, 0 for illegal ones)."""
+            output = super()._generate_and_score_completions(inputs)
+            if self.catalogue is None:
+                return output
+            texts = self.processing_class.batch_decode(output["completion_ids"], skip_special_tokens=True)
+            legal = torch.tensor([float(self.catalogue.legal(rl_rewards.answer_codes(text, self.fmt), row["source"]))
+                                  for text, row in zip(texts, inputs)], device=output["advantages"].device)
+            output["advantages"] = output["advantages"] + self.format_weight * legal
+            self._metrics["train" if self.model.training else "eval"]["format/legal_rate"].append(legal.mean().item())
+            return output
+
+        def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
+            """``policy_loss`` of the completion tokens plus trl's k3 KL to the reference (``beta``)."""
+            if self.policy_loss is None:
+                return super()._compute_loss(model, inputs)
+            completion_ids, mask = inputs["completion_ids"], inputs["completion_mask"]
+            logp, _, _ = self._get_per_token_logps_and_entropies(
+                model, torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
+                torch.cat([inputs["prompt_mask"], mask], dim=1), completion_ids.size(1))
+            old = inputs.get("old_per_token_logps")
+            loss = self.policy_loss(logp, logp.detach() if old is None else old, inputs["advantages"], mask)
+            mode = "train" if self.model.training else "eval"
+            if self.beta != 0.0:
+                gap = inputs["ref_per_token_logps"] - logp
+                kl = policy_losses.masked_mean(torch.exp(gap) - gap - 1, mask)
+                loss = loss + self.beta * kl
+                self._metrics[mode]["kl"].append(self.accelerator.gather(kl.detach()).mean().item())
+            return loss / (self.current_gradient_accumulation_steps if mode == "train" else 1)
+
+    return RecGRPOTrainer
+
+
+def policy_loss(spec: Mapping[str, Any], args: Any) -> policy_losses.PolicyLoss | None:
+    """``loss: {kind: grpo | ecpo | gbpo, delta}`` -> the loss function (None for trl's GRPO path);
+    ECPO and GRPO share trl's clip range ``train.epsilon`` / ``train.epsilon_high``."""
+    kind = spec.get("kind", "grpo")
+    if kind not in policy_losses.LOSS_KINDS:
+        raise ConfigError(f"loss.kind must be one of {policy_losses.LOSS_KINDS}, got {kind!r}")
+    if kind == "ecpo":
+        delta = float(spec.get("delta", 0.1))
+        if delta <= 0:
+            raise ConfigError(f"loss.delta must be > 0 for ECPO, got {delta}")
+        return functools.partial(policy_losses.ecpo_loss, eps_low=args.epsilon, eps_high=args.epsilon_high,
+                                 delta=delta)
+    return policy_losses.gbpo_loss if kind == "gbpo" else None
+
+
 def build_trainer(config: Mapping[str, Any]) -> Any:
     """The configured trl ``GRPOTrainer`` (not yet trained)."""
     import os
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")   # rollout_func is marked experimental
-    from trl import GRPOConfig, GRPOTrainer
-
-    class RecGRPOTrainer(trainer.RecipeDecay, GRPOTrainer):
-        pass
+    from trl import GRPOConfig
 
     model, tokenizer = trainer.load_model(require(config, "model"))
     tokenizer.padding_side = "left"
@@ -177,11 +232,21 @@ def build_trainer(config: Mapping[str, Any]) -> Any:
     train = {"max_completion_length": rollout.think_tokens + len(rollout.bridge) + fmt.levels,
              **dict(config.get("train") or {})}
     args = trainer.training_arguments(require(config, "output_dir"), train, RL_DEFAULTS, GRPOConfig)
+    reward_spec = dict(config.get("reward") or {})
+    kind = reward_spec.get("kind", "hit")
+    regularise = bool(reward_spec.get("format_regularisation", False))
+    catalogue = (rl_rewards.Catalogue.from_raw(rl_rewards.raw_dir(reward_spec))
+                 if regularise or kind in ("pscore", "feedback") else None)
+    reward = rl_rewards.build(reward_spec, fmt, catalogue)
     from datasets import Dataset
 
-    partial = bool((config.get("reward") or {}).get("partial", False))
-    return RecGRPOTrainer(model=model, reward_funcs=[reward_function(fmt, partial)], args=args,
-                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer, rollout_func=rollout)
+    run = trainer_class()(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
+                          processing_class=tokenizer, rollout_func=rollout)
+    run.policy_loss = policy_loss(dict(config.get("loss") or {}), args)
+    run.fmt = fmt
+    if regularise:
+        run.catalogue, run.format_weight = catalogue, float(reward_spec.get("format_weight", 1.0))
+    return run
 
 
 def main(config: dict[str, Any]) -> Path:
