@@ -148,8 +148,8 @@ def test_pscore_reward_scores_the_items_of_the_generated_sid():
                    "<|sid_begin|><s_a_1><s_b_2><s_c_3>", "<|sid_begin|><s_a_9><s_b_9><s_c_9>", "nothing"]
     sources = [VIDEO, VIDEO, PRODUCT, VIDEO, VIDEO]
     scores = reward(["p"] * 5, completions, source=sources, uid=[2, 2, 3, 2, 2], ground_truth=["[]"] * 5)
-    assert scores == pytest.approx([0.2 + 0.0105, 0.2 + 0.012, 0.3 + 0.02, 0.0, 0.0])   # mean over a collision
-    assert fake.calls == [(2, [10, 11]), (2, [12]), (3, [20])]                        # non-items never scored
+    assert scores == pytest.approx([0.2 + 0.0105, 0.2 + 0.012, 0.0, 0.0, 0.0])   # mean over a collision
+    assert fake.calls == [(2, [10, 11]), (2, [12])]          # products (not the model's items), non-items: 0
 
 
 def test_pscore_needs_a_model_path():

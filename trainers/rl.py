@@ -1,8 +1,9 @@
-"""Recommendation RL: GRPO with hit rewards on the recommendation SFT prompts (spec training §6, §7.6).
+"""Recommendation RL: GRPO-family policy optimisation on the recommendation SFT prompts (spec training
+§6, §7.6; issue 10 for the OneRec-family variants).
 
     recif-train rl --config configs/train/tiny_rl.yaml
 
-Built on trl's ``GRPOTrainer`` with a custom rollout and reward:
+Built on trl's ``GRPOTrainer`` with a custom rollout, reward and loss:
 
 * Rollout per prompt (spec §6.3): optionally sample the reasoning up to ``</think>`` (stage 1,
   ``rollout.thinking``; a stage 1 that stops without ``</think>`` gets it appended, so its SID is
@@ -10,14 +11,20 @@ Built on trl's ``GRPOTrainer`` with a custom rollout and reward:
   (``rollout.mode: beam``, the reference) or K samples (``sample``) of exactly ``levels`` item
   tokens.  Each candidate is one member of the GRPO group (``num_generations`` = K).  The text
   between reasoning and SID is the SFT convention ``</think>\\n\\n<|sid_begin|>`` (spec §7.7).
-* Reward (spec §6.4): 1 when the first SID of the answer (after the last ``</think>``) is one of
-  the ground-truth SIDs, else 0; malformed or missing SIDs score 0.  No think tags are required
-  (the reference's requirement zeroes every forced-prefix reward).  ``reward.partial: true`` adds
-  the hierarchical partial credit: 0.1 for a matching a/b prefix, 0.01 for a matching first code.
-* Loss (spec §6.5): group-normalised advantages (all-equal groups -> 0), PPO clipping 0.2 / 0.28,
-  token-mean (trl ``dapo``), KL to the initial model with coefficient 0.001 (trl's k3 estimator
-  = verl ``low_var_kl``).  One optimiser step per rollout batch (``steps_per_generation: 1``);
-  the reference's 32 is ``train.steps_per_generation: 32``.  trl has no dual-clip; not used.
+  ``think_beam`` (OneRec-Think) gives every member its own reasoning and a beam search of
+  ``rollout.beams`` items after it.
+* Reward ``reward.kind`` (:mod:`trainers.rl_rewards`): ``hit`` (spec §6.4: 1 when the answer's first
+  SID is a ground-truth SID; no think tags required, unlike the reference, whose requirement zeroes
+  every forced-prefix reward; ``partial: true`` adds 0.1 / 0.01 for a shared a/b or a prefix),
+  ``beam_match`` (Think), ``pscore`` (V1), ``feedback`` (V2).  ``reward.format_regularisation``
+  (V1) adds ``reward.format_weight`` (1) to the advantage of every completion whose SID is an item.
+* Loss ``loss.kind`` (:mod:`trainers.policy_losses`): ``grpo`` is trl's own path (spec §6.5:
+  group-normalised advantages, all-equal groups -> 0, PPO clipping 0.2 / 0.28, token-mean (trl
+  ``dapo``), KL to the initial model with coefficient 0.001 = trl's k3 estimator = verl
+  ``low_var_kl``); ``ecpo`` (V1, ``loss.delta``, default 0.1) and ``gbpo`` (V2) replace the policy
+  term, token-mean, plus the same KL.  One optimiser step per rollout batch
+  (``steps_per_generation: 1``, so the old policy is the current one and ECPO = GRPO); the
+  reference's 32 is ``train.steps_per_generation: 32``.  trl has no dual-clip; not used.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ evaluation does); a malformed or missing SID scores 0.  trl calls them with the 
   reward is Think's rollout reward and the advantages rank the beams).
 * ``pscore`` (OneRec-V1): the P-Score of the generated item for the row's user: the mean of
   ``PScoreModel.score(uid, pids)`` over the catalogue items carrying the SID (collisions share a
-  SID); a SID that is not an item scores 0.
+  SID); a SID that is not an item scores 0.  The P-Score model knows the video/ad item space only
+  (RecIF's feedback flags are video flags), so product prompts score 0.
 * ``feedback`` (OneRec-V2): +1 when the item is one of the user's target videos with positive
   feedback (``reward.positive``, default like or long-view), -1 when the user marked it
   not-interested (explicit negatives win over positives), 0 otherwise.  Only the video targets
@@ -212,7 +213,7 @@ def build(spec: Mapping[str, Any], fmt: sid.SidFormat, catalogue: Catalogue | No
         def pscore(prompts: Sequence[Any], completions: Sequence[str], source: Sequence[str], uid: Sequence[int],
                    **_: Any) -> list[float]:
             return [pscore_reward(scorer, u, catalogue.pids(answer_codes(text, fmt), src))
-                    for text, src, u in zip(completions, source, uid)]
+                    if catalogue.space(src) == "video" else 0.0 for text, src, u in zip(completions, source, uid)]
 
         return pscore
     if users is None:
