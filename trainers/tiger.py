@@ -178,7 +178,7 @@ def training_examples(sequences: Sequence[Sequence[Hashable]], max_history: int)
 def recall_at(tiger: TigerModel, histories: list, targets: list, k: int = 10, batch_size: int = 32,
               progress: bool = False) -> float:
     hits = 0
-    for start in tqdm(range(0, len(histories), batch_size), desc="tiger: validate", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(histories), batch_size), desc="validate", disable=not progress, leave=False):
         ranked = tiger.generate(histories[start:start + batch_size], k)
         hits += sum(t in r for t, r in zip(targets[start:start + batch_size], ranked))
     return hits / max(len(histories), 1)
@@ -257,11 +257,11 @@ def amazon_codes(category: str, data_dir: str, item_ids: str = "auto") -> tuple[
     return codes, fmt, str(path)
 
 
-def main(config: dict[str, Any]) -> Path:
-    """``recif-train tiger``: data.source ``amazon`` (data.dir, data.category, data.item_ids) or ``recif``."""
+def sid_data(config: dict[str, Any]) -> tuple[list[list[Hashable]], dict[Hashable, tuple[int, ...]], sid.SidFormat, dict]:
+    """(user sequences, item -> SID codes, SID format, meta) of a config's ``data`` section: source ``amazon``
+    (dir, category, item_ids) or ``recif`` (raw, domain, sid_levels, sid_codebook; the items are their SIDs).
+    Shared by the SID recommenders (TIGER, the lazy decoder)."""
     data = require(config, "data")
-    tiger_config = settings(TigerConfig, config.get("model", {}))
-    out = Path(require(config, "output_dir"))
     source = data.get("source", "amazon")
     if source == "amazon":
         from recif_bench import transfer
@@ -270,18 +270,25 @@ def main(config: dict[str, Any]) -> Path:
         dataset = transfer.dataset(category, root)
         codes, fmt, path = amazon_codes(category, root, str(data.get("item_ids", "auto")))
         sequences = [dataset.sequences[u] for u in sorted(dataset.sequences)]
-        meta = {"data": "amazon", "category": dataset.category, "fingerprint": dataset.fingerprint, "codes": path}
-    elif source == "recif":
+        return sequences, codes, fmt, {"data": "amazon", "category": dataset.category,
+                                       "fingerprint": dataset.fingerprint, "codes": path}
+    if source == "recif":
         from recif_bench.data import mini
         from trainers.sasrec import recif_sequences
 
         raw = Path(data.get("raw") or mini.default_data_dir() / "raw")
         sequences, items = recif_sequences(raw, data.get("domain", "video"))
         fmt = sid.SidFormat(int(data.get("sid_levels", 3)), int(data.get("sid_codebook", 8192)))
-        codes = {item: item for item in items}
-        meta = {"data": "recif", "domain": data.get("domain", "video"), "raw": str(raw)}
-    else:
-        raise ConfigError(f"data.source must be amazon or recif, not {source!r}")
+        return sequences, {item: item for item in items}, fmt, {"data": "recif", "domain": data.get("domain", "video"),
+                                                                "raw": str(raw)}
+    raise ConfigError(f"data.source must be amazon or recif, not {source!r}")
+
+
+def main(config: dict[str, Any]) -> Path:
+    """``recif-train tiger``: data.source ``amazon`` (data.dir, data.category, data.item_ids) or ``recif``."""
+    tiger_config = settings(TigerConfig, config.get("model", {}))
+    out = Path(require(config, "output_dir"))
+    sequences, codes, fmt, meta = sid_data(config)
     summary = fit(TigerModel.new(codes, fmt, tiger_config, meta), sequences, out)
     log.warning("tiger: best valid R@10 %.4f (epoch %d) -> %s", summary["valid_recall@10"], summary["best_epoch"], out)
     return out / "best"

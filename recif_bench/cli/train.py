@@ -8,6 +8,7 @@
     recif-train think-data --config configs/train/think_data_mini.yaml   # OneRec-Think rationale + SID rows
     recif-train pipeline --config configs/train/mini.yaml    # every stage on mini-RecIF, evaluated after each
     recif-train sasrec --config configs/train/sasrec_beauty_bce.yaml   # also: tiger
+    recif-train lazy-decoder --config configs/train/lazy_decoder_mini.yaml   # OneRec-V2's lazy decoder
     recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
 
 Runs under ``accelerate launch`` unchanged (DDP / FSDP / DeepSpeed configs in configs/accelerate/).
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--sid-codebook", type=int, default=8192)
     for name, text in (("pretrain", "stage 1 itemic alignment or stage 2 co-pretraining"), ("sft", "multi-task SFT"),
                        ("sasrec", "SASRec baseline (BCE or CE loss)"), ("tiger", "TIGER baseline (SIDs + T5)"),
+                       ("lazy-decoder", "OneRec-V2 lazy decoder-only recommender over item SIDs"),
                        ("distill", "on-policy distillation with the itemic-token penalty"),
                        ("rl", "Rec-RL: GRPO with hit rewards on the rec SFT prompts"),
                        ("think-data", "OneRec-Think reasoning activation: pruned-context rationales -> SFT rows"),

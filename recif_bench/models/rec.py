@@ -100,9 +100,10 @@ def _sequential(kind: str) -> Callable[..., Recommender]:
     return build
 
 
-# popularity is fitted here; sasrec / tiger load a checkpoint trained by `recif-train sasrec|tiger`
+# popularity is fitted here; sasrec / tiger / lazy_decoder load a checkpoint trained by `recif-train sasrec|tiger|lazy-decoder`
 RECOMMENDERS: dict[str, Callable[..., Recommender]] = {"popularity": Popularity, "sasrec": _sequential("sasrec"),
-                                                       "tiger": _sequential("tiger")}
+                                                       "tiger": _sequential("tiger"),
+                                                       "lazy_decoder": _sequential("lazy_decoder")}
 
 
 def _as_list(value) -> list:
@@ -122,7 +123,7 @@ def supports(model: LM, kind: TaskKind) -> bool:
 
 @register_model("recif-rec")
 class RecLM(LM):
-    """model_args: ``model=popularity`` (default) | ``sasrec`` | ``tiger`` (with ``checkpoint=``),
+    """model_args: ``model=popularity`` (default) | ``sasrec`` | ``tiger`` | ``lazy_decoder`` (with ``checkpoint=``),
     ``data_dir=`` (to find ``raw/`` tables, or the Amazon
     category folders), ``train_dir=`` (a folder with the raw RecIF tables), ``sid_levels``, ``sid_codebook``,
     ``item_ids`` / ``text_augmented`` (identifiers of the Amazon tasks)."""
