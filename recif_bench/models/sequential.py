@@ -1,4 +1,4 @@
-"""Trained sequential baselines (SASRec, TIGER) as ``recif-rec`` recommenders.
+"""Trained sequential baselines (SASRec, TIGER, the lazy decoder) as ``recif-rec`` recommenders.
 
 ``recif-eval --model sasrec --model-args checkpoint=runs/sasrec/{category}_bce`` (``{category}`` is
 replaced by the Amazon task's category; the same for ``--model tiger``).  On mini-RecIF tasks the
@@ -57,7 +57,13 @@ def _load_tiger(path: str | Path) -> ItemModel:
     return tiger.TigerModel.load(path)
 
 
-LOADERS = {"sasrec": SASRecModel, "tiger": _load_tiger}
+def _load_lazy_decoder(path: str | Path) -> ItemModel:
+    from trainers import lazy_decoder
+
+    return lazy_decoder.LazyDecoderModel.load(path)
+
+
+LOADERS = {"sasrec": SASRecModel, "tiger": _load_tiger, "lazy_decoder": _load_lazy_decoder}
 
 
 @lru_cache(maxsize=8)
