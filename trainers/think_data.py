@@ -134,7 +134,10 @@ def item_vectors(pids: Sequence[int], captions: Mapping[int, str], embedder: str
     known = sorted(p for p in set(pids) if captions.get(p))
     if not known:
         return {}
-    matrix = cached_embed([captions[p] for p in known], SentenceTransformerEmbedder(embedder), progress=False)
+    try:
+        matrix = cached_embed([captions[p] for p in known], SentenceTransformerEmbedder(embedder), progress=False)
+    except ImportError as exc:
+        raise ValueError(f"think-data: similarity caption: {exc} (or set similarity: sid)") from None
     matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     return dict(zip(known, matrix))
 
@@ -219,9 +222,9 @@ def build(settings: Settings, writer: Writer | None = None) -> dict[str, int]:
     todo = [j for j in jobs if j.key not in done]
     empty = 0
     if todo:
+        writer = writer or load_writer(settings)
         vectors = item_vectors([p for j in todo for p in (j.target, *j.history)], captions, settings.embedder) \
             if settings.similarity == "caption" else {}
-        writer = writer or load_writer(settings)
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="think-data: rationales", mininterval=2)
         with open(path, "a", encoding="utf-8") as fh:
             for batch in _chunks(todo, settings.batch_size):
@@ -263,7 +266,10 @@ def load_writer(settings: Settings) -> Writer:
         model = settings.model
     args = {**dict(settings.model_args), "seed": settings.seed,
             ("model" if settings.backend == "openai" else "pretrained"): model}
-    lm = build_model(f"recif-{settings.backend}", args)
+    try:
+        lm = build_model(f"recif-{settings.backend}", args)
+    except OSError as exc:   # transformers' "not a folder, not a hub id" and friends
+        raise ValueError(f"think-data: cannot load model {model!r}: {exc}") from None
     spec = GenSpec.from_kwargs({"do_sample": True, "temperature": 0.7, "top_p": 0.95, **settings.generation}, 128)
     return lambda prompts: [texts[0] for texts in lm._generate(prompts, spec, None)]
 
