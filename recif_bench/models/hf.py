@@ -142,8 +142,6 @@ class HFRecLM(KCandidateLM):
         """The trie of the catalogue file ``catalogue`` (in the data root) in this tokenizer's ids."""
         from recif_bench.models.trie import build_trie
 
-        if self.data_dir is None:
-            raise ValueError("constrained decoding needs data_dir=<benchmark data root> to read the catalogue")
         return build_trie(self.tokenizer, self.data_dir / catalogue, self.fmt)
 
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
