@@ -8,6 +8,7 @@
     recif-train think-data --config configs/train/think_data_mini.yaml   # OneRec-Think rationale + SID rows
     recif-train pipeline --config configs/train/mini.yaml    # every stage on mini-RecIF, evaluated after each
     recif-train sasrec --config configs/train/sasrec_beauty_bce.yaml   # also: tiger
+    recif-train pscore --config configs/train/pscore_mini.yaml        # P-Score reward model, AUC per tower
     recif-train lazy-decoder --config configs/train/lazy_decoder_mini.yaml   # OneRec-V2's lazy decoder
     recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("lazy-decoder", "OneRec-V2 lazy decoder-only recommender over item SIDs"),
                        ("distill", "on-policy distillation with the itemic-token penalty"),
                        ("rl", "Rec-RL: GRPO with hit rewards on the rec SFT prompts"),
+                       ("pscore", "P-Score reward model: engagement towers fused by an MLP (raw RecIF flags)"),
                        ("think-data", "OneRec-Think reasoning activation: pruned-context rationales -> SFT rows"),
                        ("pipeline", "build-data -> stage 1 -> stage 2 -> SFT -> distill -> RL, evaluated after each")):
         recipe = sub.add_parser(name, help=text)

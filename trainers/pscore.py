@@ -1,0 +1,616 @@
+"""P-Score (OneRec-V1's reward model): a multi-tower engagement predictor fused into one personalised score.
+
+For a user and a candidate video it predicts one engagement rate per feedback flag of the raw RecIF
+user table (``longview``, ``like``, ``follow``, ``forward``, ``not_interested``: one *tower* each)
+and fuses the towers into a single score in [0, 1], the reward of the ECPO policy loss.
+
+* Item: an embedding of its pid (items seen fewer than ``min_item_count`` times in the training
+  users share an "unknown" embedding) plus one embedding per SID level from ``video_ad_pid2sid``
+  (the SID is what generalises to rare items: the first code is a coarse cluster).
+* User: the last ``max_history`` items of ``hist_video_pid``, each item vector plus a projection of
+  its history feedback flags; pooled twice, as a masked mean and by target attention (the candidate
+  asks which history items resemble it, DIN-style).
+* Towers: a shared layer over [mean, attended, candidate, mean * candidate, attended * candidate],
+  then one small MLP per flag giving that flag's logit.
+* Fusion: an MLP over the tower logits and the user's mean vector (so the mix of rates is
+  personalised) gives the fused logit.
+* Loss: sum over towers of weight x BCE(tower, flag) + weight x BCE(fused, composite label).  The
+  composite label says "engaged positively": any of ``fusion.positive`` (default long-view, like,
+  follow, forward) and none of ``fusion.negative`` (default not-interested).  The weights are
+  ``loss.weights`` in the config.
+
+Training reads the raw tables (``onerec_bench_release.parquet`` + ``video_ad_pid2sid.parquet``) of
+mini-RecIF or the official release: one sample per (train user, target video); a seeded share of
+the train users is held out to pick the best epoch; the test users (split 1) give the AUC of every
+tower (and of the fused score against the composite label), written to ``metrics.json`` next to the
+checkpoint.  The model folder also stores every user's history, so it scores by uid alone:
+
+    recif-train pscore --config configs/train/pscore_mini.yaml
+    >>> from trainers.pscore import PScoreModel
+    >>> PScoreModel.load("runs/pscore_mini").score(uid=7, pids=[12, 345])   # [0.41, 0.08]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from recif_bench.metrics.classification import auc, wuauc
+from trainers.common.config import ConfigError, require
+from trainers.sasrec import settings
+
+log = logging.getLogger(__name__)
+
+FLAGS = ("longview", "like", "follow", "forward", "not_interested")   # the raw table's video feedback flags
+USERS_FILE, SID_FILE = "onerec_bench_release.parquet", "video_ad_pid2sid.parquet"
+FUSED = "fused"
+PAD, UNKNOWN = 0, 1           # pid-embedding indexes shared by every padded / rare item
+
+
+@dataclass
+class PScoreConfig:
+    """The model: which towers, how the fused label is made, the item / user encoders' sizes."""
+
+    towers: list[str] = field(default_factory=lambda: list(FLAGS))
+    positive: list[str] = field(default_factory=lambda: ["longview", "like", "follow", "forward"])
+    negative: list[str] = field(default_factory=lambda: ["not_interested"])
+    hidden: int = 32
+    tower_hidden: int = 16
+    max_history: int = 50
+    min_item_count: int = 2      # rarer train items share the "unknown" pid embedding (their SID still counts)
+    use_pid: bool = True
+    use_sid: bool = True
+    history_flags: bool = True   # add the hist_video_<tower> flags to the history items
+    dropout: float = 0.1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PScoreConfig":
+        config = settings(cls, values)
+        for name in ("towers", "positive", "negative"):
+            value = getattr(config, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"model.{name} must be a list of flag names, not {value!r}")
+        if not config.towers or len(set(config.towers)) != len(config.towers):
+            raise ConfigError(f"model.towers must name each flag once, got {config.towers}")
+        stray = [f for f in config.positive + config.negative if f not in config.towers]
+        if stray:
+            raise ConfigError(f"model.positive / model.negative name {', '.join(stray)}, which are not towers "
+                              f"({', '.join(config.towers)})")
+        if not config.positive:
+            raise ConfigError("model.positive must name at least one tower (the fused label needs a positive flag)")
+        if not (config.use_pid or config.use_sid):
+            raise ConfigError("model.use_pid and model.use_sid are both false: items would have no features")
+        return config
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser and schedule; a resumed run may change ``epochs`` only."""
+
+    epochs: int = 8
+    batch_size: int = 256
+    lr: float = 1e-2
+    weight_decay: float = 1e-5
+    valid_fraction: float = 0.1  # share of the train users held out to pick the best epoch
+    history_samples: bool = True # also learn from the train users' history videos and their flags
+    patience: int = 2            # epochs without a better mean validation AUC before stopping
+    seed: int = 0
+    threads: int = 1             # torch CPU threads while training; a model this small is fastest on one
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        config = settings(cls, values)
+        if min(config.epochs, config.batch_size, config.patience, config.threads) < 1:
+            raise ConfigError("train.epochs, train.batch_size, train.patience and train.threads must be >= 1")
+        if not 0 <= config.valid_fraction < 1:
+            raise ConfigError(f"train.valid_fraction must be in [0, 1), not {config.valid_fraction}")
+        return config
+
+
+def loss_weights(values: Mapping[str, Any] | None, towers: Sequence[str]) -> dict[str, float]:
+    """``loss.weights``: one weight per tower and ``fused``; unnamed ones are 1.0, unknown names an error."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(towers) - {FUSED})
+    if unknown:
+        raise ConfigError(f"loss.weights names {', '.join(unknown)}; known: {', '.join([*towers, FUSED])}")
+    weights = {name: float(values.get(name, 1.0)) for name in [*towers, FUSED]}
+    if any(w < 0 for w in weights.values()) or not any(weights.values()):
+        raise ConfigError(f"loss.weights must be >= 0 and not all 0, got {weights}")
+    return weights
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+@dataclass
+class Catalogue:
+    """The items the model knows: sorted pids with their pid-embedding index and SID codes.
+
+    Rows are what the network reads: row 0 is padding, rows 1..N the items, row N+1 any pid the
+    catalogue lacks (unknown pid embedding, no SID).  Codes are stored +1 so 0 means "no code".
+    """
+
+    pids: np.ndarray        # (N,) int64, sorted
+    pid_index: np.ndarray   # (N,) int64: PAD / UNKNOWN / 2.. own embedding
+    codes: np.ndarray       # (N, levels) int64, code + 1, 0 when the item has no SID
+
+    @property
+    def unknown_row(self) -> int:
+        return len(self.pids) + 1
+
+    def rows(self, pids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Row of each pid; pids outside the catalogue get the unknown row."""
+        pids = np.asarray(pids, dtype=np.int64).reshape(-1)
+        at = np.searchsorted(self.pids, pids).clip(max=max(len(self.pids) - 1, 0))
+        found = self.pids[at] == pids if len(self.pids) else np.zeros(len(pids), dtype=bool)
+        return np.where(found, at + 1, self.unknown_row)
+
+    def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pid index, codes) per row, pad and unknown rows included."""
+        levels = self.codes.shape[1]
+        pid_index = np.concatenate([[PAD], self.pid_index, [UNKNOWN]])
+        codes = np.concatenate([np.zeros((1, levels), np.int64), self.codes, np.zeros((1, levels), np.int64)])
+        return torch.from_numpy(pid_index).long(), torch.from_numpy(codes).long()
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return {"pids": torch.tensor(self.pids), "pid_index": torch.tensor(self.pid_index),
+                "codes": torch.tensor(self.codes)}
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, torch.Tensor]) -> "Catalogue":
+        return cls(saved["pids"].numpy(), saved["pid_index"].numpy(), saved["codes"].numpy())
+
+
+@dataclass
+class Histories:
+    """Every user's last ``max_history`` videos (catalogue rows, 0-padded on the right) and their flags."""
+
+    uids: np.ndarray        # (U,) int64
+    rows: np.ndarray        # (U, H) int64
+    flags: np.ndarray       # (U, H, F) uint8, F = number of towers (all 0 without history flags)
+
+    def __post_init__(self) -> None:
+        self.index = {int(u): i for i, u in enumerate(self.uids)}
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return {"uids": torch.tensor(self.uids), "rows": torch.tensor(self.rows), "flags": torch.tensor(self.flags)}
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, torch.Tensor]) -> "Histories":
+        return cls(saved["uids"].numpy(), saved["rows"].numpy(), saved["flags"].numpy())
+
+
+@dataclass
+class Samples:
+    """(user, video, flags) samples; ``exclude`` is the video's own position in a history sample (else -1)."""
+
+    users: torch.Tensor     # (M,) index into Histories
+    items: torch.Tensor     # (M,) catalogue rows
+    labels: torch.Tensor    # (M, F) float 0/1
+    exclude: torch.Tensor   # (M,) history position hidden from the user encoder, -1 for a target video
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def take(self, index: torch.Tensor | slice) -> "Samples":
+        return Samples(self.users[index], self.items[index], self.labels[index], self.exclude[index])
+
+
+@dataclass
+class RecifData:
+    catalogue: Catalogue
+    histories: Histories
+    train: Samples
+    valid: Samples
+    test: Samples
+    fingerprint: str
+
+
+def _as_list(value: Any) -> list:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return list(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def _read(path: Path, columns: Sequence[str]):
+    """A parquet table with the given columns, or one error line naming the file and the missing column."""
+    import pandas as pd
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: raw RecIF table not found")
+    try:
+        schema = pq.read_schema(path)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise ValueError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (needed by the P-Score model)")
+    return pd.read_parquet(path, columns=list(columns))
+
+
+def load_recif(raw_dir: str | Path, config: PScoreConfig, train: TrainConfig) -> RecifData:
+    """The raw user table as samples and histories; pids and SIDs from ``video_ad_pid2sid`` when ``use_sid``.
+
+    Samples are the target videos of every user (split 0: train / held-out validation, split 1:
+    test); with ``train.history_samples`` the training users' stored history videos are samples too,
+    each with itself hidden from the user encoder.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise FileNotFoundError(f"{raw_dir}: raw RecIF folder not found (expected {USERS_FILE} and {SID_FILE})")
+    towers = config.towers
+    read_hist_flags = config.history_flags or train.history_samples
+    columns = ["uid", "split", "hist_video_pid", "target_video_pid", *(f"target_video_{t}" for t in towers)]
+    columns += [f"hist_video_{t}" for t in towers] if read_hist_flags else []
+    users = _read(raw_dir / USERS_FILE, columns)
+    sid_table = _read(raw_dir / SID_FILE, ["pid", "sid"]) if config.use_sid else None
+
+    hists = [[int(p) for p in _as_list(h)] for h in users["hist_video_pid"]]
+    targets = [[int(p) for p in _as_list(t)] for t in users["target_video_pid"]]
+    hist_flags = {t: users[f"hist_video_{t}"].tolist() for t in towers} if read_hist_flags else {}
+    target_flags = {t: users[f"target_video_{t}"].tolist() for t in towers}
+    splits = users["split"].astype(int).to_numpy()
+    catalogue = _catalogue(hists, targets, splits, sid_table, config)
+    train_users = [u for u in range(len(users)) if splits[u] == 0 and targets[u]]
+    held_out = set(random.Random(train.seed).sample(train_users, int(len(train_users) * train.valid_fraction)))
+
+    n_users, skipped = len(users), {"history_flags": 0, "target_flags": 0}
+    rows = np.zeros((n_users, config.max_history), np.int64)
+    flags = np.zeros((n_users, config.max_history, len(towers)), np.uint8)
+    groups: dict[str, list[tuple[int, int, list[int], int]]] = {"train": [], "valid": [], "test": []}
+    for u, (hist, target) in enumerate(zip(hists, targets)):
+        recent = hist[-config.max_history:]
+        rows[u, :len(recent)] = catalogue.rows(recent)
+        group = "test" if splits[u] else "valid" if u in held_out else "train"
+        if hist_flags and recent:
+            labels = _aligned([hist_flags[t][u] for t in towers], len(hist))
+            skipped["history_flags"] += labels is None
+            if labels is not None:
+                labels = labels[-len(recent):]
+                if config.history_flags:
+                    flags[u, :len(recent)] = labels
+                if train.history_samples and group == "train":
+                    groups[group].extend((u, pid, f.tolist(), j) for j, (pid, f) in enumerate(zip(recent, labels)))
+        labels = _aligned([target_flags[t][u] for t in towers], len(target))
+        skipped["target_flags"] += labels is None and bool(target)
+        if labels is not None:
+            groups[group].extend((u, pid, f.tolist(), -1) for pid, f in zip(target, labels))
+    if any(skipped.values()):
+        log.warning("%s: users whose flag lists do not match their pid lists (history flags zeroed / targets "
+                    "skipped): %s", raw_dir / USERS_FILE, skipped)
+    if not groups["train"] or not groups["test"]:
+        raise ValueError(f"{raw_dir / USERS_FILE}: needs target videos of train users (split 0) and of test users "
+                         f"(split 1); found {len(groups['train'])} train and {len(groups['test'])} test samples")
+    fingerprint = f"{(raw_dir / USERS_FILE).stat().st_size}:{len(users)}:{sum(len(t) for t in targets)}"
+    samples = {name: _samples(group, catalogue) for name, group in groups.items()}
+    return RecifData(catalogue, Histories(users["uid"].astype(np.int64).to_numpy(), rows, flags),
+                     samples["train"], samples["valid"], samples["test"], fingerprint)
+
+
+def _aligned(per_flag: list[Any], length: int) -> np.ndarray | None:
+    """(length, F) 0/1 flags from one list per flag, or None when any list is absent or misaligned."""
+    lists = [_as_list(value) for value in per_flag]
+    if any(len(values) != length for values in lists):
+        return None
+    return np.array(lists, dtype=np.uint8).reshape(len(lists), length).T
+
+
+def _samples(samples: list[tuple[int, int, list[int], int]], catalogue: Catalogue) -> Samples:
+    if not samples:
+        empty = torch.zeros(0, dtype=torch.long)
+        return Samples(empty, empty, torch.zeros(0, 0), empty)
+    users, pids, labels, exclude = zip(*samples)
+    return Samples(torch.tensor(users), torch.from_numpy(catalogue.rows(pids)),
+                   torch.tensor(labels, dtype=torch.float), torch.tensor(exclude))
+
+
+def _catalogue(hists: list[list[int]], targets: list[list[int]], splits: np.ndarray, sid_table,
+               config: PScoreConfig) -> Catalogue:
+    """Every pid of the user table and the SID table; own pid embeddings for items frequent in train users."""
+    counts: dict[int, int] = {}
+    for hist, target, split in zip(hists, targets, splits):
+        if split == 0:
+            for pid in hist + target:
+                counts[pid] = counts.get(pid, 0) + 1
+    sids: dict[int, list[int]] = {}
+    if sid_table is not None:
+        sids = {int(p): [int(c) for c in _as_list(s)] for p, s in zip(sid_table["pid"], sid_table["sid"])}
+    pids = np.array(sorted(set(sids) | {p for seq in hists + targets for p in seq}), dtype=np.int64)
+    frequent = sorted(p for p, n in counts.items() if n >= config.min_item_count) if config.use_pid else []
+    own = {p: i for i, p in enumerate(frequent, UNKNOWN + 1)}
+    pid_index = np.array([own.get(int(p), UNKNOWN) for p in pids], dtype=np.int64)
+    levels = max((len(c) for c in sids.values()), default=0)
+    codes = np.zeros((len(pids), levels), np.int64)
+    for row, pid in enumerate(pids):
+        code = sids.get(int(pid), [])
+        codes[row, :len(code)] = np.asarray(code, dtype=np.int64) + 1
+    return Catalogue(pids, pid_index, codes)
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+class PScoreNet(nn.Module):
+    """Item encoder, user encoder (history pools + target attention), one tower per flag, fusion MLP."""
+
+    def __init__(self, config: PScoreConfig, catalogue: Catalogue) -> None:
+        super().__init__()
+        self.config = config
+        d, n_flags = config.hidden, len(config.towers)
+        pid_index, codes = catalogue.tables()
+        self.register_buffer("row_pid", pid_index, persistent=False)
+        self.register_buffer("row_codes", codes, persistent=False)
+        self.pid_emb = nn.Embedding(int(pid_index.max()) + 1, d, padding_idx=PAD)
+        codebook = int(codes.max()) + 1 if codes.numel() else 1
+        self.sid_emb = nn.ModuleList(nn.Embedding(codebook, d, padding_idx=0) for _ in range(codes.shape[1]))
+        self.query = nn.Linear(d, d, bias=False)
+        n_user = 2 + n_flags            # attended history, whole-history pool, one pool per flag
+        self.shared = nn.Sequential(nn.Linear(n_user * (d + 1) + d, d), nn.ReLU(), nn.Dropout(config.dropout))
+        self.towers = nn.ModuleList(nn.Sequential(nn.Linear(d, config.tower_hidden), nn.ReLU(),
+                                                  nn.Linear(config.tower_hidden, 1)) for _ in config.towers)
+        self.fusion = nn.Sequential(nn.Linear(n_flags + d, config.tower_hidden), nn.ReLU(),
+                                    nn.Linear(config.tower_hidden, 1))
+        for emb in (self.pid_emb, *self.sid_emb):
+            nn.init.normal_(emb.weight, std=0.1)
+            with torch.no_grad():
+                emb.weight[0].zero_()
+
+    def items(self, rows: torch.Tensor) -> torch.Tensor:
+        """Item vectors of catalogue rows (any shape) -> (..., hidden); the pad row is all zeros."""
+        vec = self.pid_emb(self.row_pid[rows])
+        if self.config.use_sid:
+            codes = self.row_codes[rows]
+            for level, emb in enumerate(self.sid_emb):
+                vec = vec + emb(codes[..., level])
+        return vec
+
+    def forward(self, hist_rows: torch.Tensor, hist_flags: torch.Tensor,
+                target_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H) history rows, (B, H, F) flags, (B,) candidates -> (B, F) tower logits, (B,) fused logit."""
+        mask = hist_rows > 0
+        tokens = self.items(hist_rows)
+        target = self.items(target_rows)
+        # pools: sum / sqrt(count) over the whole history and over the items carrying each flag, so a
+        # history that agrees on a direction stands out of the noise of unrelated items from the start
+        member = torch.cat([mask.unsqueeze(-1), hist_flags.bool() & mask.unsqueeze(-1)], dim=-1).float()
+        pools = torch.einsum("bhk,bhd->bkd", member, tokens) / member.sum(1).clamp(min=1).sqrt().unsqueeze(-1)
+        logits = (tokens @ self.query(target).unsqueeze(-1)).squeeze(-1) / math.sqrt(self.config.hidden)
+        weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0)  # empty history
+        user = torch.cat([(weights.unsqueeze(-1) * tokens).sum(1, keepdim=True), pools], dim=1)   # (B, 2 + F, d)
+        match = user * target.unsqueeze(1)
+        shared = self.shared(torch.cat([match.flatten(1), match.sum(-1), target], dim=-1))
+        towers = torch.cat([tower(shared) for tower in self.towers], dim=-1)
+        fused = self.fusion(torch.cat([towers, pools[:, 0]], dim=-1)).squeeze(-1)
+        return towers, fused
+
+
+def fused_label(labels: torch.Tensor, config: PScoreConfig) -> torch.Tensor:
+    """1 where any ``positive`` flag is set and no ``negative`` flag is (the fused score's target)."""
+    index = {t: i for i, t in enumerate(config.towers)}
+    positive = labels[:, [index[t] for t in config.positive]].amax(1)
+    if not config.negative:
+        return positive
+    return positive * (1 - labels[:, [index[t] for t in config.negative]].amax(1))
+
+
+def pscore_loss(tower_logits: torch.Tensor, fused_logit: torch.Tensor, labels: torch.Tensor,
+                config: PScoreConfig, weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Σ_t w_t · BCE(tower t, flag t) + w_fused · BCE(fused, composite label); also each BCE (mean over the batch)."""
+    bce = nn.functional.binary_cross_entropy_with_logits
+    parts = {t: bce(tower_logits[:, i], labels[:, i]) for i, t in enumerate(config.towers)}
+    parts[FUSED] = bce(fused_logit, fused_label(labels, config))
+    total = sum(weights[name] * value for name, value in parts.items())
+    return total, {name: value.item() for name, value in parts.items()}
+
+
+def _batch(net: PScoreNet, histories: Histories, samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network on a batch; a history sample's own position is blanked out of its user's history."""
+    users = samples.users.numpy()
+    rows, flags = torch.from_numpy(histories.rows[users]), torch.from_numpy(histories.flags[users])
+    own = (samples.exclude >= 0).nonzero().squeeze(1)
+    rows[own, samples.exclude[own]] = PAD
+    flags[own, samples.exclude[own]] = 0
+    return net(rows, flags, samples.items)
+
+
+@torch.no_grad()
+def evaluate(net: PScoreNet, histories: Histories, samples: Samples, batch_size: int = 4096) -> dict[str, Any]:
+    """AUC and user-weighted AUC of each tower against its flag, and of the fused score against the composite label."""
+    if not len(samples):
+        return {}
+    was_training = net.training
+    net.eval()
+    towers, fused = zip(*(_batch(net, histories, samples.take(slice(s, s + batch_size)))
+                          for s in range(0, len(samples), batch_size)))
+    net.train(was_training)
+    towers, fused = torch.cat(towers).numpy(), torch.cat(fused).numpy()
+    uids = histories.uids[samples.users.numpy()]
+    labels = samples.labels.numpy()
+    columns = {t: (towers[:, i], labels[:, i]) for i, t in enumerate(net.config.towers)}
+    columns[FUSED] = (fused, fused_label(samples.labels, net.config).numpy())
+    return {name: {"auc": auc(score, label), "wuauc": wuauc(score, label, uids),
+                   "positive_rate": float(label.mean()), "n": int(len(label))}
+            for name, (score, label) in columns.items()}
+
+
+def mean_auc(metrics: Mapping[str, Mapping[str, float]]) -> float:
+    return float(np.mean([m["auc"] for m in metrics.values()])) if metrics else 0.0
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+class PScoreModel:
+    """A trained P-Score model with every user's history: the reward API for the RL recipes."""
+
+    def __init__(self, net: PScoreNet, catalogue: Catalogue, histories: Histories) -> None:
+        self.net, self.catalogue, self.histories = net.eval(), catalogue, histories
+
+    @property
+    def towers(self) -> list[str]:
+        return list(self.net.config.towers)
+
+    @torch.no_grad()
+    def rates(self, uid: int, pids: Sequence[int]) -> dict[str, list[float]]:
+        """Every tower's predicted rate and the fused score of each candidate video for one user."""
+        if int(uid) not in self.histories.index:
+            raise KeyError(f"uid {uid} is not among the {len(self.histories.uids)} users the P-Score model stores")
+        if not len(pids):
+            return {name: [] for name in [*self.towers, FUSED]}
+        user = self.histories.index[int(uid)]
+        n = len(pids)
+        rows = torch.from_numpy(self.histories.rows[user]).expand(n, -1)
+        flags = torch.from_numpy(self.histories.flags[user]).expand(n, -1, -1)
+        towers, fused = self.net(rows, flags, torch.from_numpy(self.catalogue.rows(pids)))
+        out = {t: torch.sigmoid(towers[:, i]).tolist() for i, t in enumerate(self.towers)}
+        out[FUSED] = torch.sigmoid(fused).tolist()
+        return out
+
+    def score(self, uid: int, pids: Sequence[int]) -> list[float]:
+        """The fused P-Score in [0, 1] of each candidate video (pids outside the catalogue score as unknown items)."""
+        return self.rates(uid, pids)[FUSED]
+
+    def save(self, folder: Path, extra: Mapping[str, Any]) -> Path:
+        """``model.pt`` written atomically: config, weights, catalogue, histories and ``extra``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path, tmp = folder / "model.pt", folder / "model.pt.tmp"
+        torch.save({"kind": "pscore", "config": asdict(self.net.config), "state": self.net.state_dict(),
+                    "catalogue": self.catalogue.to_dict(), "histories": self.histories.to_dict(), **extra}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PScoreModel":
+        """From a model folder (or its ``model.pt``); errors name the file."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: P-Score model not found")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or ckpt.get("kind") != "pscore":
+            raise ValueError(f"{path}: not a P-Score checkpoint")
+        catalogue = Catalogue.from_dict(ckpt["catalogue"])
+        net = PScoreNet(PScoreConfig(**ckpt["config"]), catalogue)
+        net.load_state_dict(ckpt["state"])
+        return cls(net, catalogue, Histories.from_dict(ckpt["histories"]))
+
+
+# ------------------------------------------------------------------------------------------- training
+
+def fit(data: RecifData, config: PScoreConfig, train: TrainConfig, weights: Mapping[str, float],
+        out: Path, progress: bool = True, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train, keep the epoch with the best mean validation AUC in ``model.pt``, evaluate it on the test users.
+
+    ``last.pt`` (weights, optimiser, progress) is written after every epoch and resumed from; the
+    test metrics go to ``metrics.json`` and the per-epoch log to ``log.jsonl``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(train.threads)
+    try:
+        return _fit(data, config, train, weights, out, progress, meta)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(data: RecifData, config: PScoreConfig, train: TrainConfig, weights: Mapping[str, float],
+         out: Path, progress: bool, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(train.seed)
+    net = PScoreNet(config, data.catalogue)
+    optimiser = torch.optim.Adam(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    run = {"config": asdict(config), "train": {k: v for k, v in asdict(train).items() if k != "epochs"},
+           "weights": dict(weights), "data": data.fingerprint}
+    state: dict[str, Any] = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
+    last = out / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        if ckpt.get("run") != run:
+            raise ValueError(f"{last}: a checkpoint of a different run (config or data differ); use another output_dir")
+        net.load_state_dict(ckpt["state"])
+        optimiser.load_state_dict(ckpt["optimiser"])
+        state = ckpt["progress"]
+        log.warning("resuming %s from epoch %d", out, state["epoch"])
+    model = PScoreModel(net, data.catalogue, data.histories)
+    generator = torch.Generator().manual_seed(train.seed)
+    batches = math.ceil(len(data.train) / train.batch_size)
+    selector = data.valid if len(data.valid) else data.train
+    with (out / "log.jsonl").open("a", encoding="utf-8") as log_file, \
+            tqdm(total=train.epochs * batches, initial=state["epoch"] * batches, desc="pscore",
+                 disable=not progress) as bar:
+        for epoch in range(state["epoch"], train.epochs):
+            if state["bad"] >= train.patience:
+                break
+            generator.manual_seed(train.seed + epoch)       # the same order after a resume
+            order = torch.randperm(len(data.train), generator=generator)
+            net.train()
+            totals: dict[str, float] = {}
+            for start in range(0, len(order), train.batch_size):
+                batch = data.train.take(order[start:start + train.batch_size])
+                loss, parts = pscore_loss(*_batch(net, data.histories, batch), batch.labels, config, weights)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                for name, value in parts.items():
+                    totals[name] = totals.get(name, 0.0) + value / batches
+                bar.update()
+            valid = evaluate(net, data.histories, selector)
+            score = mean_auc(valid)
+            state["epoch"] = epoch + 1
+            if score > state["best"]:
+                state.update(best=score, best_epoch=epoch + 1, bad=0)
+                model.save(out, {"meta": dict(meta or {}), "valid": valid})
+            else:
+                state["bad"] += 1
+            torch.save({"run": run, "state": net.state_dict(), "optimiser": optimiser.state_dict(),
+                        "progress": dict(state)}, out / "last.pt.tmp")
+            (out / "last.pt.tmp").replace(last)
+            log_file.write(json.dumps({"epoch": epoch + 1, "loss": totals, "valid_mean_auc": score}) + "\n")
+            log_file.flush()
+            bar.set_postfix(valid_auc=f"{score:.4f}", best=f"{state['best']:.4f}")
+    best = PScoreModel.load(out)
+    test = evaluate(best.net, best.histories, data.test)
+    metrics = {"model": "pscore", "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+               "valid_mean_auc": state["best"], "test": test, "n_train": len(data.train), "n_valid": len(data.valid),
+               "parameters": sum(p.numel() for p in net.parameters()), "loss_weights": dict(weights),
+               "config": asdict(config), "train": asdict(train), **(meta or {})}
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    tmp.replace(out / "metrics.json")
+    return metrics
+
+
+def format_metrics(test: Mapping[str, Mapping[str, float]]) -> str:
+    """One line per tower: AUC, user-weighted AUC, positive rate, samples."""
+    lines = [f"{'tower':<16}{'auc':>8}{'wuauc':>8}{'pos_rate':>10}{'n':>9}"]
+    lines += [f"{name:<16}{m['auc']:>8.4f}{m['wuauc']:>8.4f}{m['positive_rate']:>10.4f}{m['n']:>9}"
+              for name, m in test.items()]
+    return "\n".join(lines)
+
+
+def main(config: dict[str, Any]) -> Path:
+    """``recif-train pscore``: data.raw (default: mini-RecIF's raw/), model, loss.weights, train -> model folder."""
+    data_section = config.get("data") or {}
+    model_config = PScoreConfig.from_dict(config.get("model") or {})
+    train_config = TrainConfig.from_dict(config.get("train") or {})
+    weights = loss_weights((config.get("loss") or {}).get("weights"), model_config.towers)
+    out = Path(require(config, "output_dir"))
+    raw = data_section.get("raw")
+    if raw is None:
+        from recif_bench.data import mini
+
+        raw = mini.default_data_dir() / "raw"
+    data = load_recif(raw, model_config, train_config)
+    metrics = fit(data, model_config, train_config, weights, out, meta={"raw": str(raw)})
+    print(format_metrics(metrics["test"]))
+    log.warning("pscore: test AUC per tower written to %s", out / "metrics.json")
+    return out
