@@ -43,10 +43,8 @@ its context rows cost ``L (8 d^2 + 4 d F + ...)`` each, the lazy context ``4 c G
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,13 +52,13 @@ from typing import Any, Hashable, Sequence
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from recif_bench import sid
 from recif_bench.models.trie import SidTrie
 from trainers.common.config import ConfigError, require
 from trainers.sasrec import settings
-from trainers.tiger import recall_at, sid_data, training_examples
+from trainers.common.epochs import NEW_STATE, run_epochs, write_summary
+from trainers.tiger import SidRecommender, recall_at, sid_data, training_data
 
 log = logging.getLogger(__name__)
 
@@ -324,21 +322,14 @@ def beam_search(network: LazyDecoder, trie: SidTrie, history: torch.Tensor, mask
 
 # -------------------------------------------------------------------------------------------- recommender
 
-class LazyDecoderModel:
+class LazyDecoderModel(SidRecommender):
     """The network, the item <-> SID table and its trie: what training, evaluation and ``recif-rec`` share."""
 
     def __init__(self, network: LazyDecoder, codes: dict[Hashable, tuple[int, ...]], meta: dict[str, Any]) -> None:
-        self.network, self.codes, self.meta = network, {i: tuple(c) for i, c in codes.items()}, meta
-        self.config, self.fmt, self.max_history = network.config, network.fmt, network.config.max_history
-        levels, size = self.fmt.levels, self.fmt.codebook_size
-        for item, c in self.codes.items():
-            if len(c) != levels or not all(0 <= x < size for x in c):
-                raise ValueError(f"item {item!r}: SID {c} does not fit {levels} levels x {size} codes")
-        self.items_by_sid = {c: item for item, c in self.codes.items()}
-        if len(self.items_by_sid) != len(self.codes):
-            raise ValueError("the lazy decoder needs one SID per item: the codes have collisions (use the dedup level)")
+        super().__init__(codes, network.fmt, meta, network.config.max_history)
+        self.network, self.config = network, network.config
         token_ids = {f"<s_{letter}_{x}>": x for c in self.items_by_sid for letter, x in zip(self.fmt.letters, c)}
-        self.trie = SidTrie(list(self.items_by_sid), token_ids, self.fmt, [])
+        self.trie = SidTrie(list(self.items_by_sid), token_ids, self.fmt, [])     # token ids = the codes
 
     @classmethod
     def new(cls, codes: dict[Hashable, tuple[int, ...]], fmt: sid.SidFormat, config: LazyDecoderConfig,
@@ -366,18 +357,12 @@ class LazyDecoderModel:
         return [[self.items_by_sid[tuple(c)] for c, s in zip(codes[row].tolist(), scores[row].tolist())
                  if s > float("-inf")][:k] for row in range(len(histories))]
 
-    def top_items(self, history: list[Hashable], k: int) -> list[Hashable]:
-        return self.generate([history], k)[0]
-
     @torch.no_grad()
-    def item_score(self, history: list[Hashable], item: Hashable) -> float:
-        """p(item's SID | history)."""
-        if item not in self.codes:
-            return 0.0
+    def sid_log_prob(self, history: list[Hashable], item: Hashable) -> float:
         self.network.eval()
         target = self.targets([item])
         logp = self.network(*self.encode_histories([history]), target).log_softmax(-1)
-        return float(logp[0].gather(1, target[0, :, None]).sum().exp())
+        return float(logp[0].gather(1, target[0, :, None]).sum())
 
     def save(self, path: Path, extra: dict[str, Any] | None = None) -> Path:
         """Atomic ``.pt``: settings, SID format, item codes, weights, meta and whatever the run adds."""
@@ -426,14 +411,9 @@ def fit(model: LazyDecoderModel, sequences: Sequence[Sequence[Hashable]], output
     """Train; ``best.pt`` holds the best validation R@10, ``last.pt`` (+ optimiser) resumes an interrupted run."""
     config, out, network = model.config, Path(output_dir), model.network
     out.mkdir(parents=True, exist_ok=True)
-    sequences = [s for s in ([i for i in seq if i in model.codes] for seq in sequences) if len(s) >= 3]
-    examples = training_examples(sequences, config.max_history)
-    if not examples:
-        raise ValueError(f"{out}: no training examples (sequences need at least 4 known items)")
-    valid = random.Random(config.seed).sample(sequences, min(config.valid_users, len(sequences)))
-    valid_hist, valid_target = [s[:-2] for s in valid], [s[-2] for s in valid]
+    examples, valid_hist, valid_target = training_data(sequences, model.codes, config, out)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
+    state = dict(NEW_STATE)
     if (out / "last.pt").exists():
         ckpt = read_checkpoint(out / "last.pt")
         ignore = ("epochs", "patience")
@@ -446,42 +426,24 @@ def fit(model: LazyDecoderModel, sequences: Sequence[Sequence[Hashable]], output
         optimiser.load_state_dict(ckpt["optimiser"])
         state = ckpt["progress"]
         log.warning("resuming %s from epoch %d", out, state["epoch"])
+
+    def step(chunk: Sequence[tuple[Sequence[Hashable], Hashable]]) -> float:
+        loss = batch_loss(model, chunk)
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimiser.step()
+        return loss.item()
+
+    def save(which: str, progress_state: dict[str, Any]) -> None:
+        extra = {"optimiser": optimiser.state_dict()} if which == "last" else {}
+        model.save(out / f"{which}.pt", {"progress": progress_state, **extra})
+
     started = time.time()
-    with (out / "log.jsonl").open("a", encoding="utf-8") as log_file:
-        for epoch in range(state["epoch"], config.epochs):
-            if state["bad"] >= config.patience:
-                break
-            network.train()
-            random.Random(config.seed + epoch).shuffle(examples)
-            total, n = 0.0, 0
-            bar = tqdm(range(0, len(examples), config.batch_size), desc=f"lazy-decoder epoch {epoch + 1}/{config.epochs}",
-                       disable=not progress)
-            for start in bar:
-                loss = batch_loss(model, examples[start:start + config.batch_size])
-                optimiser.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-                optimiser.step()
-                total, n = total + loss.item(), n + 1
-                bar.set_postfix(loss=f"{total / n:.4f}")
-            state["epoch"] = epoch + 1
-            record = {"epoch": epoch + 1, "loss": total / n}
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                record["valid_recall@10"] = recall_at(model, valid_hist, valid_target, progress=progress)
-                if record["valid_recall@10"] > state["best"]:
-                    state.update(best=record["valid_recall@10"], best_epoch=epoch + 1, bad=0)
-                    model.save(out / "best.pt", {"progress": dict(state)})
-                else:
-                    state["bad"] += 1
-                model.save(out / "last.pt", {"progress": dict(state), "optimiser": optimiser.state_dict()})
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-    summary = {"model": KIND, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-               "valid_recall@10": state["best"], "valid_users": len(valid), "train_examples": len(examples),
-               "n_items": len(model.codes), "parameters": sum(p.numel() for p in network.parameters()),
-               "train_seconds": round(time.time() - started, 1), "config": asdict(config), **model.meta}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return summary
+    state = run_epochs("lazy-decoder", network, examples, config, state, out, step,
+                       lambda: recall_at(model, valid_hist, valid_target, progress=progress), save, progress)
+    return write_summary(out, KIND, state, started, config, network, valid_users=len(valid_hist),
+                         train_examples=len(examples), n_items=len(model.codes), **model.meta)
 
 
 # ------------------------------------------------------------------------------------------------ compute

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Container, Hashable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -29,6 +30,7 @@ from tqdm import tqdm
 from recif_bench import sid
 from recif_bench.models.trie import SidTrie
 from trainers.common.config import ConfigError, require
+from trainers.common.epochs import NEW_STATE, run_epochs, write_summary
 from trainers.sasrec import settings
 
 log = logging.getLogger(__name__)
@@ -59,16 +61,44 @@ class TigerConfig:
 
 
 
-class TigerModel:
+class SidRecommender:
+    """What the SID recommenders (TIGER, the lazy decoder) share: the item <-> SID tables (one SID per item, every
+    code inside the format) and the ``recif-rec`` interface on top of their ``generate`` and ``sid_log_prob``."""
+
+    def __init__(self, codes: dict[Hashable, tuple[int, ...]], fmt: sid.SidFormat, meta: dict[str, Any],
+                 max_history: int) -> None:
+        self.codes = {item: tuple(c) for item, c in codes.items()}
+        self.fmt, self.meta, self.max_history = fmt, meta, max_history
+        for item, c in self.codes.items():
+            if len(c) != fmt.levels or not all(0 <= x < fmt.codebook_size for x in c):
+                raise ValueError(f"item {item!r}: SID {c} does not fit {fmt.levels} levels x {fmt.codebook_size} codes")
+        self.items_by_sid = {c: item for item, c in self.codes.items()}
+        if len(self.items_by_sid) != len(self.codes):
+            raise ValueError("a SID recommender needs one SID per item: the codes have collisions (use the dedup level)")
+
+    def generate(self, histories: Sequence[Sequence[Hashable]], k: int) -> list[list[Hashable]]:
+        """Top-k catalogue items per history."""
+        raise NotImplementedError
+
+    def sid_log_prob(self, history: list[Hashable], item: Hashable) -> float:
+        """log p(a catalogue item's SID | history)."""
+        raise NotImplementedError
+
+    def top_items(self, history: list[Hashable], k: int) -> list[Hashable]:
+        return self.generate([history], k)[0]
+
+    def item_score(self, history: list[Hashable], item: Hashable) -> float:
+        """p(item's SID | history); 0 for an item outside the catalogue."""
+        return math.exp(self.sid_log_prob(history, item)) if item in self.codes else 0.0
+
+
+class TigerModel(SidRecommender):
     """A T5 model, the item <-> SID table and its trie: what training, evaluation and ``recif-rec`` share."""
 
     def __init__(self, model, codes: dict[Hashable, tuple[int, ...]], fmt: sid.SidFormat, config: TigerConfig,
                  meta: dict[str, Any]) -> None:
-        self.model, self.codes, self.fmt, self.config, self.meta = model, codes, fmt, config, meta
-        self.max_history = config.max_history
-        self.items_by_sid = {tuple(c): item for item, c in codes.items()}
-        if len(self.items_by_sid) != len(codes):
-            raise ValueError("TIGER needs one SID per item: the codes have collisions (use the dedup level)")
+        super().__init__(codes, fmt, meta, config.max_history)
+        self.model, self.config = model, config
         token_ids = {name: OFFSET + i for i, name in enumerate(fmt.code_tokens())}
         self.trie = SidTrie(list(self.items_by_sid), token_ids, fmt, [EOS])
 
@@ -122,19 +152,13 @@ class TigerModel:
             results.append(ranked[:k])
         return results
 
-    def top_items(self, history: list[Hashable], k: int) -> list[Hashable]:
-        return self.generate([history], k)[0]
-
     @torch.no_grad()
-    def item_score(self, history: list[Hashable], item: Hashable) -> float:
-        """p(item's SID | history) under the model."""
-        if item not in self.codes:
-            return 0.0
+    def sid_log_prob(self, history: list[Hashable], item: Hashable) -> float:
         self.model.eval()
         ids, mask = self.encode_history([history])
         labels = self.labels([item])
         logp = self.model(input_ids=ids, attention_mask=mask, labels=labels).logits.log_softmax(-1)
-        return float(logp[0, :-1].gather(1, labels[0, :-1, None]).sum().exp())
+        return float(logp[0, :-1].gather(1, labels[0, :-1, None]).sum())
 
     def save(self, folder: Path, extra: dict[str, Any] | None = None) -> Path:
         """``model.safetensors`` + ``config.json`` (transformers) and ``tiger.json`` (codes, settings, meta)."""
@@ -184,21 +208,26 @@ def recall_at(tiger: TigerModel, histories: list, targets: list, k: int = 10, ba
     return hits / max(len(histories), 1)
 
 
+def training_data(sequences: Sequence[Sequence[Hashable]], known: Container[Hashable], config: Any,
+                  out: Path) -> tuple[list[tuple[list, Hashable]], list[list], list[Hashable]]:
+    """Training examples of the sequences' known items (:func:`training_examples`) and the validation histories /
+    targets (second-to-last items) of a seeded sample of ``config.valid_users`` users."""
+    sequences = [s for s in ([i for i in seq if i in known] for seq in sequences) if len(s) >= 3]
+    examples = training_examples(sequences, config.max_history)
+    if not examples:
+        raise ValueError(f"{out}: no training examples (sequences need at least 4 known items)")
+    valid = random.Random(config.seed).sample(sequences, min(config.valid_users, len(sequences)))
+    return examples, [s[:-2] for s in valid], [s[-2] for s in valid]
+
+
 def fit(tiger: TigerModel, sequences: Sequence[Sequence[Hashable]], output_dir: str | Path,
         progress: bool = True) -> dict[str, Any]:
     """Train; ``best/`` holds the best validation R@10 (``last/`` resumes an interrupted run)."""
     config, out = tiger.config, Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sequences = [[i for i in s if i in tiger.codes] for s in sequences]
-    sequences = [s for s in sequences if len(s) >= 3]
-    examples = training_examples(sequences, config.max_history)
-    if not examples:
-        raise ValueError(f"{out}: no training examples (sequences need at least 4 known items)")
-    rng = random.Random(config.seed)
-    valid = rng.sample(sequences, min(config.valid_users, len(sequences)))
-    valid_hist, valid_target = [s[:-2] for s in valid], [s[-2] for s in valid]
+    examples, valid_hist, valid_target = training_data(sequences, tiger.codes, config, out)
     optimiser = torch.optim.AdamW(tiger.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
+    state = dict(NEW_STATE)
     if (out / "last" / "tiger.json").exists():
         resumed = TigerModel.load(out / "last")
         tiger.model.load_state_dict(resumed.model.state_dict())
@@ -206,44 +235,25 @@ def fit(tiger: TigerModel, sequences: Sequence[Sequence[Hashable]], output_dir: 
         state = doc["progress"]
         optimiser.load_state_dict(torch.load(out / "optimiser.pt", weights_only=False))
         log.warning("resuming %s from epoch %d", out, state["epoch"])
+
+    def step(chunk: Sequence[tuple[list, Hashable]]) -> float:
+        ids, mask = tiger.encode_history([h for h, _ in chunk])
+        loss = tiger.model(input_ids=ids, attention_mask=mask, labels=tiger.labels([t for _, t in chunk])).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        return loss.item()
+
+    def save(which: str, progress_state: dict[str, Any]) -> None:
+        if which == "last":
+            torch.save(optimiser.state_dict(), out / "optimiser.pt")
+        tiger.save(out / which, {"progress": progress_state})
+
     started = time.time()
-    with (out / "log.jsonl").open("a", encoding="utf-8") as log_file:
-        for epoch in range(state["epoch"], config.epochs):
-            tiger.model.train()
-            random.Random(config.seed + epoch).shuffle(examples)
-            total, n = 0.0, 0
-            bar = tqdm(range(0, len(examples), config.batch_size), desc=f"tiger epoch {epoch + 1}/{config.epochs}",
-                       disable=not progress)
-            for start in bar:
-                chunk = examples[start:start + config.batch_size]
-                ids, mask = tiger.encode_history([h for h, _ in chunk])
-                loss = tiger.model(input_ids=ids, attention_mask=mask, labels=tiger.labels([t for _, t in chunk])).loss
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total, n = total + loss.item(), n + 1
-                bar.set_postfix(loss=f"{total / n:.4f}")
-            state["epoch"] = epoch + 1
-            record = {"epoch": epoch + 1, "loss": total / n}
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                record["valid_recall@10"] = recall_at(tiger, valid_hist, valid_target, progress=progress)
-                if record["valid_recall@10"] > state["best"]:
-                    state.update(best=record["valid_recall@10"], best_epoch=epoch + 1, bad=0)
-                    tiger.save(out / "best", {"progress": dict(state)})
-                else:
-                    state["bad"] += 1
-                torch.save(optimiser.state_dict(), out / "optimiser.pt")
-                tiger.save(out / "last", {"progress": dict(state)})
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-            if state["bad"] >= config.patience:
-                break
-    summary = {"model": "tiger", "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-               "valid_recall@10": state["best"], "valid_users": len(valid), "train_examples": len(examples),
-               "n_items": len(tiger.codes), "parameters": sum(p.numel() for p in tiger.model.parameters()),
-               "train_seconds": round(time.time() - started, 1), "config": asdict(config), **tiger.meta}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return summary
+    state = run_epochs("tiger", tiger.model, examples, config, state, out, step,
+                       lambda: recall_at(tiger, valid_hist, valid_target, progress=progress), save, progress)
+    return write_summary(out, "tiger", state, started, config, tiger.model, valid_users=len(valid_hist),
+                         train_examples=len(examples), n_items=len(tiger.codes), **tiger.meta)
 
 
 def amazon_codes(category: str, data_dir: str, item_ids: str = "auto") -> tuple[dict, sid.SidFormat, str]:
