@@ -164,3 +164,11 @@ def test_bad_checkpoints_and_codes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="a checkpoint of a different run"):
         ld.fit(ld.LazyDecoderModel.new(codes, fmt, tiny_config(epochs=2, d_ff=64, beams=4), {}), sequences,
                tmp_path / "run", progress=False)
+
+
+def test_recif_eval_with_a_missing_checkpoint_is_one_error_line(mini_dir, tmp_path, capsys):
+    code = eval_cli.main(["--model", "lazy_decoder", "--model-args", f"checkpoint={tmp_path / 'nope'}",
+                          "--data-dir", str(mini_dir), "--tasks", "recif_video", "--limit", "1",
+                          "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"recif-eval: error: {tmp_path / 'nope'}: lazy decoder checkpoint not found" in err

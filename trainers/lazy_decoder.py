@@ -38,7 +38,8 @@ K/V heads, ``c = kv_groups``, FFN width ``F``, codebook ``K``::
     dense context = rows(N),  dense target = rows(T) + 2 T d K
 
 The standard model (:class:`DenseDecoderOnly`) has the same tokens, width, layers, heads and FFN;
-its context rows cost ``L (8 d^2 + 4 d F + ...)`` each, the lazy context ``4 c G h d`` each.
+a context token costs it ``L [2 d (2 d + 2 G h) + 4 S d + 4 d F]``, the lazy decoder ``4 c G h d`` (plus
+``4 L T d`` of cross-attention scores and values, counted with the target).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ from torch import nn
 from recif_bench import sid
 from recif_bench.models.trie import SidTrie
 from trainers.common.config import ConfigError, require
-from trainers.sasrec import settings
 from trainers.common.epochs import NEW_STATE, run_epochs, write_summary
+from trainers.sasrec import settings
 from trainers.tiger import SidRecommender, recall_at, sid_data, training_data
 
 log = logging.getLogger(__name__)
