@@ -63,6 +63,19 @@ def test_rank_metrics_equal_a_hand_computation():
     assert got["recall@5"] == 1
     assert got["ndcg@2"] == pytest.approx(2 / 3 / math.log2(3))
     assert got["ndcg@5"] == pytest.approx((1 / math.log2(4) + 2 / math.log2(3)) / 3)
+    # seen items masked: user 1 saw item 1 (scored lowest: no effect, target 3 stays third); users 2 and 3
+    # saw item 4, the item tying above their target 2, which now ranks first
+    masked = sasrec.rank_metrics(model, [[1], [4], [3, 4]], [3, 2, 2], ks=(1, 2), exclude_history=True)
+    assert masked["recall@1"] == pytest.approx(2 / 3)      # targets 2 of users 2 and 3 rank first without item 4
+    assert masked["recall@2"] == pytest.approx(2 / 3)      # target 3 of user 1 still has items 2 and 4 above it
+
+
+def test_repeat_free_data_masks_seen_items_at_recommendation():
+    assert sasrec.repeat_free([[1, 2, 3], [4, 2]]) and not sasrec.repeat_free([[1, 2, 1]])
+    model = sasrec.SASRec(N_ITEMS, sasrec.SASRecConfig(hidden=8, heads=1, max_len=6, dropout=0.0)).eval()
+    ranked = sasrec.recommend(model, [2, 5], N_ITEMS, exclude_history=True)
+    assert len(ranked) == N_ITEMS - 2 and not {2, 5} & set(ranked)
+    assert sasrec.recommend(model, [2, 5], 3) == sasrec.recommend(model, [2, 5], N_ITEMS)[:3]
 
 
 def test_padding_to_the_batch_does_not_change_scores():
@@ -135,9 +148,11 @@ def test_recif_eval_sasrec_equals_direct_full_ranking(synthetic, tmp_path, capsy
     sequences = [data.sequences[u] for u in sorted(data.sequences)]
     config = sasrec.SASRecConfig(hidden=8, heads=1, max_len=6, epochs=1, eval_every=1, dropout=0.0)
     sasrec.fit(sequences, data.items, config, tmp_path / "ckpt", progress=False, meta={"category": "beauty"})
-    model, index, _ = sasrec.load(tmp_path / "ckpt")
+    model, index, ckpt = sasrec.load(tmp_path / "ckpt")
+    assert ckpt["exclude_history"] is sasrec.repeat_free([index.encode(s) for s in sequences])
     direct = sasrec.rank_metrics(model, [index.encode(s[:-1]) for s in sequences],
-                                 [index.encode(s[-1:])[0] for s in sequences], ks=(1, 5, 10))
+                                 [index.encode(s[-1:])[0] for s in sequences], ks=(1, 5, 10),
+                                 exclude_history=ckpt["exclude_history"])
     metrics = run_eval(capsys, synthetic, "sasrec", tmp_path / "ckpt", tmp_path / "run")
     for name, value in direct.items():
         assert metrics[name] == pytest.approx(value), name

@@ -197,15 +197,30 @@ def batch_loss(model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, negat
     return bce(pos, torch.ones_like(pos)) + bce(neg, torch.zeros_like(neg))
 
 
+def repeat_free(sequences: Sequence[Sequence[int]]) -> bool:
+    """Whether no sequence holds an item twice (Amazon 5-core): then a seen item is never the answer."""
+    return all(len(set(s)) == len(s) for s in sequences)
+
+
+def mask_history(scores: torch.Tensor, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Seen items set to -inf: the full-ranking protocol of RecBole and the SASRec line on data without repeats."""
+    rows = [i for i, h in enumerate(histories) for _ in h]
+    cols = [item for h in histories for item in h]
+    scores[rows, cols] = float("-inf")
+    return scores
+
+
 @torch.no_grad()
 def rank_metrics(model: SASRec, histories: list[list[int]], targets: list[int], ks: Sequence[int] = (5, 10, 20),
-                 batch_size: int = 512) -> dict[str, float]:
+                 batch_size: int = 512, exclude_history: bool = False) -> dict[str, float]:
     """Full-catalogue Recall@K / NDCG@K (one target per user; ties broken against the target)."""
     model.eval()
     sums = {f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}
     for start in range(0, len(histories), batch_size):
         seqs = pad_left(histories[start:start + batch_size], model.config.max_len)
         scores = model.scores(seqs)
+        if exclude_history:
+            scores = mask_history(scores, histories[start:start + batch_size])
         target = torch.tensor(targets[start:start + batch_size])
         target_score = scores.gather(1, target[:, None])
         rank = (scores >= target_score).sum(1) - 1          # items scored at least as high, minus itself
@@ -218,10 +233,14 @@ def rank_metrics(model: SASRec, histories: list[list[int]], targets: list[int], 
 
 
 @torch.no_grad()
-def recommend(model: SASRec, history: list[int], k: int) -> list[int]:
-    """Top-k item indexes after a history (indexes 1..N)."""
+def recommend(model: SASRec, history: list[int], k: int, exclude_history: bool = False) -> list[int]:
+    """Top-k item indexes after a history (indexes 1..N), seen items left out with ``exclude_history``."""
     model.eval()
-    return model.scores(pad_left([history], model.config.max_len))[0].topk(min(k, model.n_items)).indices.tolist()
+    scores = model.scores(pad_left([history], model.config.max_len))
+    if exclude_history:
+        scores = mask_history(scores, [history])
+    k = min(k, model.n_items - (len(set(history)) if exclude_history else 0))
+    return scores[0].topk(k).indices.tolist()
 
 
 def save(path: Path, model: SASRec, items: ItemIndex, extra: dict[str, Any]) -> Path:
@@ -266,6 +285,7 @@ def fit(sequences: Sequence[Sequence[Hashable]], items: Sequence[Hashable], conf
         raise ValueError(f"{out}: no sequence has 3 known items (train + validation + test)")
     train = [s[:-2] for s in encoded]
     valid_hist, valid_target = [s[:-2] for s in encoded], [s[-2] for s in encoded]
+    exclude = repeat_free(encoded)   # recorded in the checkpoint: evaluation then masks seen items too
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     model = SASRec(len(index.items), config)
@@ -298,14 +318,16 @@ def fit(sequences: Sequence[Sequence[Hashable]], items: Sequence[Hashable], conf
             state["epoch"] = epoch + 1
             record = {"epoch": epoch + 1, "loss": total / n}
             if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                record.update({f"valid_{k}": v for k, v in rank_metrics(model, valid_hist, valid_target).items()})
+                record.update({f"valid_{k}": v for k, v in rank_metrics(
+                    model, valid_hist, valid_target, exclude_history=exclude).items()})
                 if record["valid_recall@10"] > state["best"]:
                     state.update(best=record["valid_recall@10"], best_epoch=epoch + 1, bad=0)
-                    save(out / "best.pt", model, index, {"meta": meta or {}, "progress": dict(state)})
+                    save(out / "best.pt", model, index, {"meta": meta or {}, "progress": dict(state),
+                                                          "exclude_history": exclude})
                 else:
                     state["bad"] += 1
                 save(last, model, index, {"optimiser": optimiser.state_dict(), "progress": dict(state),
-                                          "rng": rng.getstate(), "meta": meta or {}})
+                                          "rng": rng.getstate(), "meta": meta or {}, "exclude_history": exclude})
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
             bar.set_postfix(loss=f"{record['loss']:.4f}", best_r10=f"{state['best']:.4f}")
@@ -314,7 +336,7 @@ def fit(sequences: Sequence[Sequence[Hashable]], items: Sequence[Hashable], conf
                             state["best"], state["best_epoch"])
                 break
     summary = {"model": "sasrec", "loss": config.loss, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-               "valid_recall@10": state["best"], "n_items": len(index.items), "n_users": len(encoded),
+               "valid_recall@10": state["best"], "exclude_history": exclude, "n_items": len(index.items), "n_users": len(encoded),
                "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(time.time() - started, 1),
                "config": asdict(config), **(meta or {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

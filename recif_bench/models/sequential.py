@@ -36,10 +36,12 @@ class SASRecModel:
         self.model, self.index, ckpt = sasrec.load(path)
         self.meta = ckpt.get("meta", {})
         self.max_history = self.model.config.max_len
+        self.exclude_history = bool(ckpt.get("exclude_history", False))   # trained on repeat-free sequences
 
     def top_items(self, history: list[Hashable], k: int) -> list[Hashable]:
         encoded = self.index.encode(history)
-        return [self.index.items[i - 1] for i in self._sasrec.recommend(self.model, encoded, k)]
+        ranked = self._sasrec.recommend(self.model, encoded, k, exclude_history=self.exclude_history)
+        return [self.index.items[i - 1] for i in ranked]
 
     def item_score(self, history: list[Hashable], item: Hashable) -> float:
         import torch
