@@ -7,27 +7,31 @@ and fuses the towers into a single score in [0, 1], the reward of the ECPO polic
 * Item: an embedding of its pid (items seen fewer than ``min_item_count`` times in the training
   users share an "unknown" embedding) plus one embedding per SID level from ``video_ad_pid2sid``
   (the SID is what generalises to rare items: the first code is a coarse cluster).
-* User: the last ``max_history`` items of ``hist_video_pid``, each item vector plus a projection of
-  its history feedback flags; pooled twice, as a masked mean and by target attention (the candidate
-  asks which history items resemble it, DIN-style).
-* Towers: a shared layer over [mean, attended, candidate, mean * candidate, attended * candidate],
-  then one small MLP per flag giving that flag's logit.
-* Fusion: an MLP over the tower logits and the user's mean vector (so the mix of rates is
-  personalised) gives the fused logit.
-* Loss: sum over towers of weight x BCE(tower, flag) + weight x BCE(fused, composite label).  The
-  composite label says "engaged positively": any of ``fusion.positive`` (default long-view, like,
-  follow, forward) and none of ``fusion.negative`` (default not-interested).  The weights are
-  ``loss.weights`` in the config.
+* User: the last ``max_history`` items of ``hist_video_pid`` and their feedback flags, pooled
+  (sum / sqrt(count)) over the whole history and over the items carrying each flag ("what the user
+  long-viewed, liked, ... marked not-interested"), plus a target attention over the history (the
+  candidate asks which history items resemble it, DIN-style).
+* Towers: a shared layer over each user vector x candidate (elementwise and its dot product) and the
+  candidate, then one small MLP per flag giving that flag's logit.
+* Fusion: an MLP over the tower logits and the user's whole-history pool (so the mix of rates is
+  personalised) gives the fused logit; ``score()`` is its sigmoid.
+* Loss: Σ_towers w_t · BCE(tower t, flag t) + w_fused · BCE(fused, composite label), ``loss.weights``
+  in the config.  The fused score is supervised by a composite label, "engaged positively": any of
+  ``model.positive`` (default long-view, like, follow, forward) and none of ``model.negative``
+  (default not-interested); the towers stay supervised by their own flags.
 
 Training reads the raw tables (``onerec_bench_release.parquet`` + ``video_ad_pid2sid.parquet``) of
-mini-RecIF or the official release: one sample per (train user, target video); a seeded share of
-the train users is held out to pick the best epoch; the test users (split 1) give the AUC of every
-tower (and of the fused score against the composite label), written to ``metrics.json`` next to the
-checkpoint.  The model folder also stores every user's history, so it scores by uid alone:
+mini-RecIF or the official release, train users (split 0) only: one sample per target video, and
+with ``train.history_samples`` (default) one per stored history video too, that video hidden from
+its own user encoder.  A seeded share of the train users is held out (target videos only) to pick
+the best epoch by mean AUC; the test users (split 1) give the AUC and user-weighted AUC of every
+tower (and of the fused score against the composite label), printed and written to ``metrics.json``
+next to ``model.pt``.  ``last.pt`` after every epoch makes a killed run resumable.  The model folder
+stores every user's history (train and test), so it scores by uid alone:
 
     recif-train pscore --config configs/train/pscore_mini.yaml
     >>> from trainers.pscore import PScoreModel
-    >>> PScoreModel.load("runs/pscore_mini").score(uid=7, pids=[12, 345])   # [0.41, 0.08]
+    >>> PScoreModel.load("runs/pscore_mini").score(uid=7, pids=[12, 345])   # two floats in [0, 1]
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from recif_bench.metrics.classification import auc, wuauc
+from trainers.common.checkpoint import load_checkpoint, save_atomic
 from trainers.common.config import ConfigError, require
+from trainers.common.epochs import NEW_STATE, run_epochs
 from trainers.sasrec import settings
 
 log = logging.getLogger(__name__)
@@ -100,10 +105,11 @@ class TrainConfig:
     epochs: int = 8
     batch_size: int = 256
     lr: float = 1e-2
-    weight_decay: float = 1e-5
+    weight_decay: float = 1e-4
     valid_fraction: float = 0.1  # share of the train users held out to pick the best epoch
     history_samples: bool = True # also learn from the train users' history videos and their flags
-    patience: int = 2            # epochs without a better mean validation AUC before stopping
+    eval_every: int = 1          # epochs between validations (and checkpoints)
+    patience: int = 2            # validations without a better mean validation AUC before stopping
     seed: int = 0
     threads: int = 1             # torch CPU threads while training; a model this small is fastest on one
 
@@ -439,7 +445,7 @@ def evaluate(net: PScoreNet, histories: Histories, samples: Samples, batch_size:
     columns = {t: (towers[:, i], labels[:, i]) for i, t in enumerate(net.config.towers)}
     columns[FUSED] = (fused, fused_label(samples.labels, net.config).numpy())
     return {name: {"auc": auc(score, label), "wuauc": wuauc(score, label, uids),
-                   "positive_rate": float(label.mean()), "n": int(len(label))}
+                   "positive_rate": float(label.mean()), "n": len(label)}
             for name, (score, label) in columns.items()}
 
 
@@ -481,24 +487,14 @@ class PScoreModel:
 
     def save(self, folder: Path, extra: Mapping[str, Any]) -> Path:
         """``model.pt`` written atomically: config, weights, catalogue, histories and ``extra``."""
-        folder.mkdir(parents=True, exist_ok=True)
-        path, tmp = folder / "model.pt", folder / "model.pt.tmp"
-        torch.save({"kind": "pscore", "config": asdict(self.net.config), "state": self.net.state_dict(),
-                    "catalogue": self.catalogue.to_dict(), "histories": self.histories.to_dict(), **extra}, tmp)
-        tmp.replace(path)
-        return path
+        return save_atomic({"kind": "pscore", "config": asdict(self.net.config), "state": self.net.state_dict(),
+                            "catalogue": self.catalogue.to_dict(), "histories": self.histories.to_dict(), **extra},
+                           folder / "model.pt")
 
     @classmethod
     def load(cls, path: str | Path) -> "PScoreModel":
         """From a model folder (or its ``model.pt``); errors name the file."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "model.pt"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: P-Score model not found")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or ckpt.get("kind") != "pscore":
-            raise ValueError(f"{path}: not a P-Score checkpoint")
+        _, ckpt = load_checkpoint(path, "pscore", "model.pt", "P-Score model")
         catalogue = Catalogue.from_dict(ckpt["catalogue"])
         net = PScoreNet(PScoreConfig(**ckpt["config"]), catalogue)
         net.load_state_dict(ckpt["state"])
@@ -511,8 +507,9 @@ def fit(data: RecifData, config: PScoreConfig, train: TrainConfig, weights: Mapp
         out: Path, progress: bool = True, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train, keep the epoch with the best mean validation AUC in ``model.pt``, evaluate it on the test users.
 
-    ``last.pt`` (weights, optimiser, progress) is written after every epoch and resumed from; the
-    test metrics go to ``metrics.json`` and the per-epoch log to ``log.jsonl``.
+    ``last.pt`` (weights, optimiser, progress) is written after every validation and resumed from; the
+    test metrics go to ``metrics.json`` and the per-epoch log (weighted loss, validation mean AUC) to
+    ``log.jsonl``.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(train.threads)
@@ -530,62 +527,47 @@ def _fit(data: RecifData, config: PScoreConfig, train: TrainConfig, weights: Map
     optimiser = torch.optim.Adam(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     run = {"config": asdict(config), "train": {k: v for k, v in asdict(train).items() if k != "epochs"},
            "weights": dict(weights), "data": data.fingerprint}
-    state: dict[str, Any] = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
-    last = out / "last.pt"
-    if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        if ckpt.get("run") != run:
+    state = dict(NEW_STATE)
+    if (out / "last.pt").exists():
+        last, ckpt = load_checkpoint(out / "last.pt", "pscore-last", "last.pt", "P-Score training state")
+        if ckpt["run"] != run:
             raise ValueError(f"{last}: a checkpoint of a different run (config or data differ); use another output_dir")
         net.load_state_dict(ckpt["state"])
         optimiser.load_state_dict(ckpt["optimiser"])
         state = ckpt["progress"]
         log.warning("resuming %s from epoch %d", out, state["epoch"])
     model = PScoreModel(net, data.catalogue, data.histories)
-    generator = torch.Generator().manual_seed(train.seed)
-    batches = math.ceil(len(data.train) / train.batch_size)
     selector = data.valid if len(data.valid) else data.train
-    with (out / "log.jsonl").open("a", encoding="utf-8") as log_file, \
-            tqdm(total=train.epochs * batches, initial=state["epoch"] * batches, desc="pscore",
-                 disable=not progress) as bar:
-        for epoch in range(state["epoch"], train.epochs):
-            if state["bad"] >= train.patience:
-                break
-            generator.manual_seed(train.seed + epoch)       # the same order after a resume
-            order = torch.randperm(len(data.train), generator=generator)
-            net.train()
-            totals: dict[str, float] = {}
-            for start in range(0, len(order), train.batch_size):
-                batch = data.train.take(order[start:start + train.batch_size])
-                loss, parts = pscore_loss(*_batch(net, data.histories, batch), batch.labels, config, weights)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                for name, value in parts.items():
-                    totals[name] = totals.get(name, 0.0) + value / batches
-                bar.update()
-            valid = evaluate(net, data.histories, selector)
-            score = mean_auc(valid)
-            state["epoch"] = epoch + 1
-            if score > state["best"]:
-                state.update(best=score, best_epoch=epoch + 1, bad=0)
-                model.save(out, {"meta": dict(meta or {}), "valid": valid})
-            else:
-                state["bad"] += 1
-            torch.save({"run": run, "state": net.state_dict(), "optimiser": optimiser.state_dict(),
-                        "progress": dict(state)}, out / "last.pt.tmp")
-            (out / "last.pt.tmp").replace(last)
-            log_file.write(json.dumps({"epoch": epoch + 1, "loss": totals, "valid_mean_auc": score}) + "\n")
-            log_file.flush()
-            bar.set_postfix(valid_auc=f"{score:.4f}", best=f"{state['best']:.4f}")
+    valid: dict[str, Any] = {}
+
+    def step(batch: Sequence[int]) -> float:
+        samples = data.train.take(torch.tensor(batch))
+        loss, _ = pscore_loss(*_batch(net, data.histories, samples), samples.labels, config, weights)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        return loss.item()
+
+    def validate() -> float:
+        valid.update(evaluate(net, data.histories, selector))
+        return mean_auc(valid)
+
+    def save(which: str, progress_state: dict[str, Any]) -> None:
+        if which == "best":
+            model.save(out, {"meta": dict(meta or {}), "valid": dict(valid)})
+        else:
+            save_atomic({"kind": "pscore-last", "run": run, "state": net.state_dict(),
+                         "optimiser": optimiser.state_dict(), "progress": progress_state}, out / "last.pt")
+
+    state = run_epochs("pscore", net, list(range(len(data.train))), train, state, out, step, validate, save,
+                       progress, metric="valid_mean_auc")
     best = PScoreModel.load(out)
     test = evaluate(best.net, best.histories, data.test)
     metrics = {"model": "pscore", "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
                "valid_mean_auc": state["best"], "test": test, "n_train": len(data.train), "n_valid": len(data.valid),
                "parameters": sum(p.numel() for p in net.parameters()), "loss_weights": dict(weights),
                "config": asdict(config), "train": asdict(train), **(meta or {})}
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    tmp.replace(out / "metrics.json")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
 
 

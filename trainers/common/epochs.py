@@ -22,10 +22,12 @@ NEW_STATE = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
 
 def run_epochs(name: str, module: nn.Module, examples: list, config: Any, state: dict[str, Any], out: Path,
                step: Callable[[Sequence], float], validate: Callable[[], float],
-               save: Callable[[str, dict[str, Any]], None], progress: bool = True) -> dict[str, Any]:
+               save: Callable[[str, dict[str, Any]], None], progress: bool = True,
+               metric: str = "valid_recall@10") -> dict[str, Any]:
     """Train from ``state["epoch"]`` to ``config.epochs``; returns the final state.
 
-    ``step(batch)`` does one optimiser step and returns the loss; ``validate()`` returns R@10;
+    ``step(batch)`` does one optimiser step and returns the loss; ``validate()`` returns the validation
+    figure to maximise (R@10 unless ``metric`` names another in the log);
     ``save(which, state)`` writes the ``"best"`` or ``"last"`` checkpoint with that progress state.
     ``config`` needs epochs, batch_size, eval_every, patience and seed (the shuffle of epoch e is seeded
     by ``seed + e``, so a resumed run sees the same batches).
@@ -45,9 +47,9 @@ def run_epochs(name: str, module: nn.Module, examples: list, config: Any, state:
             state["epoch"] = epoch + 1
             record = {"epoch": epoch + 1, "loss": total / n}
             if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                record["valid_recall@10"] = validate()
-                if record["valid_recall@10"] > state["best"]:
-                    state.update(best=record["valid_recall@10"], best_epoch=epoch + 1, bad=0)
+                record[metric] = validate()
+                if record[metric] > state["best"]:
+                    state.update(best=record[metric], best_epoch=epoch + 1, bad=0)
                     save("best", dict(state))
                 else:
                     state["bad"] += 1
