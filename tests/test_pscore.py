@@ -45,13 +45,15 @@ def test_towers_learn_the_favourite_topic_structure(trained, world):
     """In mini-RecIF a flag depends only on whether the video is on one of the user's favourite topics
     (FEEDBACK: long-view 0.70 vs 0.15, like 0.35 vs 0.04, not-interested 0.02 vs 0.25).
 
-    1. Ranking one test user's target videos, a model that learned this puts favourite-topic videos
-       far above the rest for long-view and like (the rates differ 4.7x and 8.8x); we ask AUC > 0.8.
+    1. A model that learned this ranks favourite-topic videos far above the rest for long-view and
+       like (the true rates differ 4.7x and 8.8x), and below them for not-interested.  Over the test
+       users' targets (~160 of 1230 off the favourites, AUC s.e. ~0.025 around chance) we ask AUC >
+       0.75 (< 0.25 for not-interested): 10 s.e. from 0.5.  Measured: 0.87-0.91 long-view, 0.83-0.87 like.
     2. Against the real flags no model can beat the oracle that knows the favourites: ~87% of the
        targets are on favourite topics anyway, so its AUC is only ~0.64 (long-view), ~0.59 (like),
        ~0.80 (not-interested, scored by "not a favourite").  On the 1230 test samples (AUC s.e.
        ~0.017) we ask for half of the oracle's edge over 0.5 on long-view and not-interested; like's
-       edge (~0.08) is under 5 s.e., so there a quarter of it (measured over 3 seeds: 0.54-0.59)."""
+       edge (~0.08) is under 5 s.e., so there a quarter of it (train seeds 0, 1, 2: 0.536, 0.573, 0.531)."""
     out, metrics = trained
     model = pscore.PScoreModel.load(out)
     rates = {"longview": [], "like": [], "not_interested": []}
@@ -66,8 +68,8 @@ def test_towers_learn_the_favourite_topic_structure(trained, world):
         favourite += [world.videos[p] in user["favourites"] for p in user["target_video_pid"]]
     assert len(favourite) == metrics["test"]["like"]["n"]
     for kind in ("longview", "like"):
-        assert roc_auc_score(favourite, rates[kind]) > 0.8, kind
-    assert roc_auc_score(favourite, rates["not_interested"]) < 0.2
+        assert roc_auc_score(favourite, rates[kind]) > 0.75, kind
+    assert roc_auc_score(favourite, rates["not_interested"]) < 0.25
     for kind in rates:
         oracle = roc_auc_score(oracle_labels[kind], [f != (kind == "not_interested") for f in favourite])
         assert oracle > 0.55
@@ -109,7 +111,8 @@ def test_round_trip_and_resume_keep_the_evaluated_checkpoint(trained, mini_dir, 
     weights = pscore.loss_weights({}, config.towers)
     rerun = pscore.fit(data, config, pscore.TrainConfig(**TRAIN), weights, out, progress=False)
     assert (out / "log.jsonl").read_text().count("\n") == log_lines
-    assert {k: v["auc"] for k, v in rerun["test"].items()} == pytest.approx({k: v["auc"] for k, v in metrics["test"].items()})
+    aucs = {k: v["auc"] for k, v in metrics["test"].items()}
+    assert {k: v["auc"] for k, v in rerun["test"].items()} == pytest.approx(aucs)
     assert rerun["best_epoch"] == metrics["best_epoch"]
     with pytest.raises(ValueError, match="different run"):
         pscore.fit(data, config, pscore.TrainConfig(**{**TRAIN, "lr": 0.5}), weights, out, progress=False)

@@ -411,7 +411,7 @@ def fused_label(labels: torch.Tensor, config: PScoreConfig) -> torch.Tensor:
 
 def pscore_loss(tower_logits: torch.Tensor, fused_logit: torch.Tensor, labels: torch.Tensor,
                 config: PScoreConfig, weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Σ_t w_t · BCE(tower t, flag t) + w_fused · BCE(fused, composite label); also each BCE (mean over the batch)."""
+    """Σ_t w_t · BCE(tower t, flag t) + w_fused · BCE(fused, composite label), and each BCE (batch means)."""
     bce = nn.functional.binary_cross_entropy_with_logits
     parts = {t: bce(tower_logits[:, i], labels[:, i]) for i, t in enumerate(config.towers)}
     parts[FUSED] = bce(fused_logit, fused_label(labels, config))
