@@ -186,3 +186,21 @@ def test_history_samples_hide_their_own_video(mini_dir):
     index = torch.arange(len(own))
     assert (seen["rows"][index, own.exclude] == 0).all() and (seen["flags"][index, own.exclude] == 0).all()
     assert (seen["rows"] > 0).sum() == (data.histories.rows[own.users.numpy()] > 0).sum() - len(own)
+
+
+def test_misaligned_flags_are_skipped_and_a_table_without_test_users_is_refused(mini_dir, tmp_path, caplog):
+    users = pd.read_parquet(mini_dir / "raw" / pscore.USERS_FILE)
+    pd.read_parquet(mini_dir / "raw" / pscore.SID_FILE).to_parquet(tmp_path / pscore.SID_FILE)
+    config = pscore.PScoreConfig(towers=["like"], positive=["like"], negative=[])
+    plain = pscore.TrainConfig(valid_fraction=0.0, history_samples=False)
+    users.to_parquet(tmp_path / pscore.USERS_FILE)
+    before = pscore.load_recif(tmp_path, config, plain)
+    test_user = users.index[users["split"] == 1][0]
+    users.at[test_user, "target_video_like"] = users.at[test_user, "target_video_like"][:-1]
+    users.to_parquet(tmp_path / pscore.USERS_FILE)
+    after = pscore.load_recif(tmp_path, config, plain)
+    assert len(after.test) == len(before.test) - len(users.at[test_user, "target_video_pid"])
+    assert "'target_flags': 1" in caplog.text
+    users.assign(split=0).to_parquet(tmp_path / pscore.USERS_FILE)
+    with pytest.raises(ValueError, match="target videos of test users"):
+        pscore.load_recif(tmp_path, config, plain)

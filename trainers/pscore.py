@@ -75,7 +75,7 @@ class PScoreConfig:
     min_item_count: int = 2      # rarer train items share the "unknown" pid embedding (their SID still counts)
     use_pid: bool = True
     use_sid: bool = True
-    history_flags: bool = True   # add the hist_video_<tower> flags to the history items
+    history_flags: bool = True   # pool the history by its hist_video_<tower> flags too
     dropout: float = 0.1
 
     @classmethod
@@ -93,6 +93,8 @@ class PScoreConfig:
                               f"({', '.join(config.towers)})")
         if not config.positive:
             raise ConfigError("model.positive must name at least one tower (the fused label needs a positive flag)")
+        if min(config.hidden, config.tower_hidden, config.max_history) < 1:
+            raise ConfigError("model.hidden, model.tower_hidden and model.max_history must be >= 1")
         if not (config.use_pid or config.use_sid):
             raise ConfigError("model.use_pid and model.use_sid are both false: items would have no features")
         return config
@@ -116,8 +118,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         config = settings(cls, values)
-        if min(config.epochs, config.batch_size, config.patience, config.threads) < 1:
-            raise ConfigError("train.epochs, train.batch_size, train.patience and train.threads must be >= 1")
+        if min(config.epochs, config.batch_size, config.eval_every, config.patience, config.threads) < 1:
+            raise ConfigError("train.epochs, batch_size, eval_every, patience and threads must be >= 1")
         if not 0 <= config.valid_fraction < 1:
             raise ConfigError(f"train.valid_fraction must be in [0, 1), not {config.valid_fraction}")
         return config
@@ -274,7 +276,7 @@ def load_recif(raw_dir: str | Path, config: PScoreConfig, train: TrainConfig) ->
     n_users, skipped = len(users), {"history_flags": 0, "target_flags": 0}
     rows = np.zeros((n_users, config.max_history), np.int64)
     flags = np.zeros((n_users, config.max_history, len(towers)), np.uint8)
-    groups: dict[str, list[tuple[int, int, list[int], int]]] = {"train": [], "valid": [], "test": []}
+    groups: dict[str, list[tuple[np.ndarray, ...]]] = {"train": [], "valid": [], "test": []}
     for u, (hist, target) in enumerate(zip(hists, targets)):
         recent = hist[-config.max_history:]
         rows[u, :len(recent)] = catalogue.rows(recent)
@@ -287,19 +289,20 @@ def load_recif(raw_dir: str | Path, config: PScoreConfig, train: TrainConfig) ->
                 if config.history_flags:
                     flags[u, :len(recent)] = labels
                 if train.history_samples and group == "train":
-                    groups[group].extend((u, pid, f.tolist(), j) for j, (pid, f) in enumerate(zip(recent, labels)))
+                    groups[group].append((np.full(len(recent), u), rows[u, :len(recent)], labels,
+                                          np.arange(len(recent))))
         labels = _aligned([target_flags[t][u] for t in towers], len(target))
         skipped["target_flags"] += labels is None and bool(target)
-        if labels is not None:
-            groups[group].extend((u, pid, f.tolist(), -1) for pid, f in zip(target, labels))
+        if labels is not None and target:
+            groups[group].append((np.full(len(target), u), catalogue.rows(target), labels, np.full(len(target), -1)))
     if any(skipped.values()):
         log.warning("%s: users whose flag lists do not match their pid lists (history flags zeroed / targets "
                     "skipped): %s", raw_dir / USERS_FILE, skipped)
-    if not groups["train"] or not groups["test"]:
-        raise ValueError(f"{raw_dir / USERS_FILE}: needs target videos of train users (split 0) and of test users "
-                         f"(split 1); found {len(groups['train'])} train and {len(groups['test'])} test samples")
+    samples = {name: _samples(group, len(towers)) for name, group in groups.items()}
+    if not len(samples["train"]) or not len(samples["test"]):
+        raise ValueError(f"{raw_dir / USERS_FILE}: needs flagged videos of train users (split 0) and target videos "
+                         f"of test users (split 1); found {len(samples['train'])} and {len(samples['test'])}")
     fingerprint = f"{(raw_dir / USERS_FILE).stat().st_size}:{len(users)}:{sum(len(t) for t in targets)}"
-    samples = {name: _samples(group, catalogue) for name, group in groups.items()}
     return RecifData(catalogue, Histories(users["uid"].astype(np.int64).to_numpy(), rows, flags),
                      samples["train"], samples["valid"], samples["test"], fingerprint)
 
@@ -312,13 +315,14 @@ def _aligned(per_flag: list[Any], length: int) -> np.ndarray | None:
     return np.array(lists, dtype=np.uint8).reshape(len(lists), length).T
 
 
-def _samples(samples: list[tuple[int, int, list[int], int]], catalogue: Catalogue) -> Samples:
-    if not samples:
+def _samples(parts: list[tuple[np.ndarray, ...]], n_flags: int) -> Samples:
+    """One :class:`Samples` from per-user (users, rows, labels, exclude) arrays."""
+    if not parts:
         empty = torch.zeros(0, dtype=torch.long)
-        return Samples(empty, empty, torch.zeros(0, 0), empty)
-    users, pids, labels, exclude = zip(*samples)
-    return Samples(torch.tensor(users), torch.from_numpy(catalogue.rows(pids)),
-                   torch.tensor(labels, dtype=torch.float), torch.tensor(exclude))
+        return Samples(empty, empty, torch.zeros(0, n_flags), empty)
+    users, rows, labels, exclude = (np.concatenate(column) for column in zip(*parts))
+    return Samples(torch.from_numpy(users).long(), torch.from_numpy(rows).long(),
+                   torch.from_numpy(labels).float(), torch.from_numpy(exclude).long())
 
 
 def _catalogue(hists: list[list[int]], targets: list[list[int]], splits: np.ndarray, sid_table,
