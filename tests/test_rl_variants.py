@@ -256,7 +256,7 @@ def world(tiny_model_dir, mini_dir, tmp_path_factory):
 def build(model_dir, root, name, values):
     config = load(REPO / "configs" / "train" / "tiny_rl.yaml", [f"{k}={v}" for k, v in {
         "model": model_dir, "output_dir": root / name, "data.dir": root / "data", "data.mixture": "{sft_video: 1.0}",
-        "train.weight_decay": 0.0, "train.per_device_train_batch_size": 8, **values}.items()])
+        "train.weight_decay": 0.0, "train.per_device_train_batch_size": 4, **values}.items()])
     run = rl.build_trainer(config)
     steer_to_sids(run.model, run.processing_class)
     if run.ref_model is not None:
