@@ -80,7 +80,8 @@ def table(rows: list[dict[str, Any]], tasks: tuple[str, ...]) -> str:
              "|" + "---|" * (len(tasks) + 4)]
     for row in rows:
         if row.get("missing"):
-            lines.append(f"| {row['label']} | " + " | ".join("n/a" for _ in tasks) + f" | n/a | n/a | {row['missing']} |")
+            lines.append(f"| {row['label']} | " + " | ".join("n/a" for _ in tasks)
+                         + f" | n/a | n/a | {row['missing']} |")
             continue
         values = [row["scores"].get(n) for n in names]
         known = [v for v in values if v is not None]

@@ -196,7 +196,9 @@ def test_unknown_reward_and_loss_kinds_are_config_errors():
     with pytest.raises(ConfigError, match="reward.kind"):
         rl_rewards.build({"kind": "ctr"}, FMT)
     with pytest.raises(ConfigError, match="loss.kind"):
-        rl.policy_loss({"kind": "ppo"}, None)
+        rl.policy_loss({"kind": "ppo"}, 0.2, 0.28)
+    with pytest.raises(ConfigError, match="delta"):
+        rl.policy_loss({"kind": "ecpo", "delta": 0}, 0.2, 0.28)
     with pytest.raises(ConfigError, match="reward.raw"):
         rl_rewards.build({"kind": "feedback"}, FMT)
 
@@ -243,8 +245,10 @@ def world(tiny_model_dir, mini_dir, tmp_path_factory):
         beams.append([rl_rewards.answer_codes(t, FMT) for t in texts])
     raw = root / "raw"
     raw.mkdir()
-    items = {1000 + i: codes[0] for i, codes in enumerate(beams)} | {2000 + i: codes[1] for i, codes in enumerate(beams)}
-    pd.DataFrame({"pid": list(items), "sid": [list(c) for c in items.values()]}).to_parquet(raw / "video_ad_pid2sid.parquet")
+    items = {1000 + i: codes[0] for i, codes in enumerate(beams)}
+    items.update({2000 + i: codes[1] for i, codes in enumerate(beams)})
+    pd.DataFrame({"pid": list(items), "sid": [list(c) for c in items.values()]}).to_parquet(
+        raw / "video_ad_pid2sid.parquet")
     pd.DataFrame({"pid": [1], "sid": [[255, 255, 255]]}).to_parquet(raw / "product_pid2sid.parquet")
     uids = list(probe.train_dataset["uid"])
     pd.DataFrame({"uid": uids, "target_video_pid": [[1000 + i, 2000 + i] for i in range(len(uids))],
@@ -317,4 +321,8 @@ def test_each_variant_trains_with_a_finite_loss(world, tiny_model_dir, monkeypat
         assert first == pytest.approx(expected)
     assert logged[0][f"rewards/{run.reward_funcs[0].__name__}/std"] > 0     # rewards differ inside the groups
     assert any(not torch.equal(before[n], p.detach()) for n, p in run.model.named_parameters())
-    assert (run.policy_loss is None) == (loss == "grpo")          # grpo is trl's own loss path
+    wired = {"grpo": lambda f: f is None,                           # trl's own clipped surrogate
+             "ecpo": lambda f: f.func is pl.ecpo_loss
+             and f.keywords == {"eps_low": 0.2, "eps_high": 0.28, "delta": 0.1},
+             "gbpo": lambda f: f is pl.gbpo_loss}
+    assert wired[loss](run.policy_loss)

@@ -204,9 +204,9 @@ def trainer_class() -> type:
     return RecGRPOTrainer
 
 
-def policy_loss(spec: Mapping[str, Any], args: Any) -> policy_losses.PolicyLoss | None:
+def policy_loss(spec: Mapping[str, Any], eps_low: float, eps_high: float) -> policy_losses.PolicyLoss | None:
     """``loss: {kind: grpo | ecpo | gbpo, delta}`` -> the loss function (None for trl's GRPO path);
-    ECPO and GRPO share trl's clip range ``train.epsilon`` / ``train.epsilon_high``."""
+    ECPO uses trl's clip range (``train.epsilon`` / ``train.epsilon_high``)."""
     kind = spec.get("kind", "grpo")
     if kind not in policy_losses.LOSS_KINDS:
         raise ConfigError(f"loss.kind must be one of {policy_losses.LOSS_KINDS}, got {kind!r}")
@@ -214,8 +214,7 @@ def policy_loss(spec: Mapping[str, Any], args: Any) -> policy_losses.PolicyLoss 
         delta = float(spec.get("delta", 0.1))
         if delta <= 0:
             raise ConfigError(f"loss.delta must be > 0 for ECPO, got {delta}")
-        return functools.partial(policy_losses.ecpo_loss, eps_low=args.epsilon, eps_high=args.epsilon_high,
-                                 delta=delta)
+        return functools.partial(policy_losses.ecpo_loss, eps_low=eps_low, eps_high=eps_high, delta=delta)
     return policy_losses.gbpo_loss if kind == "gbpo" else None
 
 
@@ -249,7 +248,7 @@ def build_trainer(config: Mapping[str, Any]) -> Any:
 
     run = trainer_class()(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer, rollout_func=rollout)
-    run.policy_loss = policy_loss(dict(config.get("loss") or {}), args)
+    run.policy_loss = policy_loss(dict(config.get("loss") or {}), run.epsilon_low, run.epsilon_high)
     run.fmt = fmt
     if regularise:
         run.catalogue, run.format_weight = catalogue, float(reward_spec.get("format_weight", 1.0))

@@ -192,7 +192,8 @@ def build(spec: Mapping[str, Any], fmt: sid.SidFormat, catalogue: Catalogue | No
 
         def reward(prompts: Sequence[Any], completions: Sequence[str], ground_truth: Sequence[str],
                    **_: Any) -> list[float]:
-            return [first_sid_reward(text, truth, fmt, partial) for text, truth in zip(completions, _truths(ground_truth))]
+            return [first_sid_reward(text, truth, fmt, partial)
+                    for text, truth in zip(completions, _truths(ground_truth))]
 
         reward.__name__ = "partial_hit" if partial else "hit"
         return reward
