@@ -43,8 +43,9 @@ def published() -> list[tuple[str, str, str, dict]]:
         for model in doc.get("models", []):
             for ours, names in MATCH.items():
                 if model["name"] in names:
-                    rows.append((ours, model["name"], model.get("source") or doc.get("source", path.name),
-                                 model["values"]))
+                    metric = doc.get("metric", "recall@10")   # single-metric tables give one number per task
+                    values = {task: v if isinstance(v, dict) else {metric: v} for task, v in model["values"].items()}
+                    rows.append((ours, model["name"], model.get("source") or doc.get("source", path.name), values))
     for ours, entries in EXTRA.items():
         rows.extend((ours, "SASRec (CE)", source, values) for source, values in entries)
     return rows
