@@ -27,7 +27,7 @@ from recif_bench import sid
 
 log = logging.getLogger(__name__)
 
-VERSION = "v1"
+VERSION = "v2"
 FMT = sid.SidFormat(3, 256)
 STAGES = (("stage1", "pretrain"), ("stage2", "pretrain"), ("sft", "sft"))
 DONE = "demo-done.json"
