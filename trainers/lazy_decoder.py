@@ -387,15 +387,9 @@ class LazyDecoderModel(SidRecommender):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: lazy decoder checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
-        raise ValueError(f"{path}: not a lazy decoder checkpoint")
-    return ckpt
+    from trainers.common.checkpoint import load_checkpoint
+
+    return load_checkpoint(path, KIND, "best.pt", "lazy decoder checkpoint")[1]
 
 
 # ----------------------------------------------------------------------------------------------- training

@@ -255,14 +255,9 @@ def save(path: Path, model: SASRec, items: ItemIndex, extra: dict[str, Any]) -> 
 
 def load(path: str | Path) -> tuple[SASRec, ItemIndex, dict[str, Any]]:
     """(model in eval mode, item index, the whole checkpoint dict); errors name the file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: SASRec checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "sasrec":
-        raise ValueError(f"{path}: not a SASRec checkpoint")
+    from trainers.common.checkpoint import load_checkpoint
+
+    _, ckpt = load_checkpoint(path, "sasrec", "best.pt", "SASRec checkpoint")
     model = SASRec(ckpt["n_items"], SASRecConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state"])
     model.eval()
