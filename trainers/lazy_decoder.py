@@ -367,12 +367,11 @@ class LazyDecoderModel(SidRecommender):
 
     def save(self, path: Path, extra: dict[str, Any] | None = None) -> Path:
         """Atomic ``.pt``: settings, SID format, item codes, weights, meta and whatever the run adds."""
-        tmp = path.with_suffix(".tmp")
-        torch.save({"kind": KIND, "config": asdict(self.config), "levels": self.fmt.levels,
-                    "codebook_size": self.fmt.codebook_size, "codes": self.codes, "meta": self.meta,
-                    "state": self.network.state_dict(), **(extra or {})}, tmp)
-        tmp.replace(path)
-        return path
+        from trainers.common.checkpoint import save_atomic
+
+        return save_atomic({"kind": KIND, "config": asdict(self.config), "levels": self.fmt.levels,
+                            "codebook_size": self.fmt.codebook_size, "codes": self.codes, "meta": self.meta,
+                            "state": self.network.state_dict(), **(extra or {})}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "LazyDecoderModel":

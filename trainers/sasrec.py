@@ -245,12 +245,10 @@ def recommend(model: SASRec, history: list[int], k: int, exclude_history: bool =
 
 def save(path: Path, model: SASRec, items: ItemIndex, extra: dict[str, Any]) -> Path:
     """Atomic checkpoint: config, weights, item keys, and whatever the run wants to remember."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"kind": "sasrec", "config": asdict(model.config), "n_items": model.n_items,
-                "items": items.to_json(), "state": model.state_dict(), **extra}, tmp)
-    tmp.replace(path)
-    return path
+    from trainers.common.checkpoint import save_atomic
+
+    return save_atomic({"kind": "sasrec", "config": asdict(model.config), "n_items": model.n_items,
+                        "items": items.to_json(), "state": model.state_dict(), **extra}, path)
 
 
 def load(path: str | Path) -> tuple[SASRec, ItemIndex, dict[str, Any]]:
