@@ -3,6 +3,7 @@ decoding, and evaluation through ``recif-eval`` on a synthetic category and a sl
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from recif_bench.cli import eval as eval_cli
 from recif_bench.cli import train as train_cli
 from recif_bench.data.amazon import load_amazon
 from trainers import sasrec, tiger
+from trainers.common.epochs import epoch_batches
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon"
 N_ITEMS = 12
@@ -84,6 +86,22 @@ def test_padding_to_the_batch_does_not_change_scores():
     full[0, -2:], full[1, -5:] = torch.tensor([3, 4]), torch.tensor([1, 2, 3, 4, 5])
     assert short.shape == (2, 5)
     assert torch.allclose(model.scores(short)[:, 1:], model.scores(full)[:, 1:], atol=1e-5)
+
+
+def test_length_batches_cover_every_example_once_and_group_similar_lengths():
+    rng = random.Random(0)
+    examples = [([0] * rng.randint(1, 20), i) for i in range(5000)]
+    plain = epoch_batches(list(examples), 64, random.Random(1))
+    bucketed = epoch_batches(list(examples), 64, random.Random(1), length=tiger.history_length)
+    for batches in (plain, bucketed):
+        assert sorted(target for batch in batches for _, target in batch) == list(range(5000))
+        assert sorted(len(batch) for batch in batches) == [8] + [64] * 78     # 5000 = 78 x 64 + 8
+    width = {name: sum(max(len(h) for h, _ in b) for b in batches) / len(batches)
+             for name, batches in (("plain", plain), ("bucketed", bucketed))}
+    assert width["plain"] > 19 and width["bucketed"] < 12          # padded width: 20 vs about the mean (10.5)
+    # seeded: a resumed run sees the same batches
+    again = epoch_batches(list(examples), 64, random.Random(1), length=tiger.history_length)
+    assert [[t for _, t in b] for b in again] == [[t for _, t in b] for b in bucketed]
 
 
 @pytest.mark.parametrize("loss", ["bce", "ce"])

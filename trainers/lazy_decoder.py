@@ -59,7 +59,7 @@ from recif_bench.models.trie import SidTrie
 from trainers.common.config import ConfigError, require
 from trainers.common.epochs import NEW_STATE, run_epochs, write_summary
 from trainers.sasrec import settings
-from trainers.tiger import SidRecommender, recall_at, sid_data, training_data
+from trainers.tiger import SidRecommender, history_length, recall_at, sid_data, training_data
 
 log = logging.getLogger(__name__)
 
@@ -435,7 +435,8 @@ def fit(model: LazyDecoderModel, sequences: Sequence[Sequence[Hashable]], output
 
     started = time.time()
     state = run_epochs("lazy-decoder", network, examples, config, state, out, step,
-                       lambda: recall_at(model, valid_hist, valid_target, progress=progress), save, progress)
+                       lambda: recall_at(model, valid_hist, valid_target, progress=progress), save, progress,
+                       length=history_length)
     return write_summary(out, KIND, state, started, config, network, valid_users=len(valid_hist),
                          train_examples=len(examples), n_items=len(model.codes), **model.meta)
 

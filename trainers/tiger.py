@@ -199,6 +199,11 @@ def training_examples(sequences: Sequence[Sequence[Hashable]], max_history: int)
     return out
 
 
+def history_length(example: tuple[list, Hashable]) -> int:
+    """Batching key of a (history, next item) example: encoders pad to the longest history of a batch."""
+    return len(example[0])
+
+
 def recall_at(tiger: TigerModel, histories: list, targets: list, k: int = 10, batch_size: int = 32,
               progress: bool = False) -> float:
     hits = 0
@@ -251,7 +256,8 @@ def fit(tiger: TigerModel, sequences: Sequence[Sequence[Hashable]], output_dir: 
 
     started = time.time()
     state = run_epochs("tiger", tiger.model, examples, config, state, out, step,
-                       lambda: recall_at(tiger, valid_hist, valid_target, progress=progress), save, progress)
+                       lambda: recall_at(tiger, valid_hist, valid_target, progress=progress), save, progress,
+                       length=history_length)
     return write_summary(out, "tiger", state, started, config, tiger.model, valid_users=len(valid_hist),
                          train_examples=len(examples), n_items=len(tiger.codes), **tiger.meta)
 

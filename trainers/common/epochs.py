@@ -18,16 +18,37 @@ from torch import nn
 from tqdm import tqdm
 
 NEW_STATE = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
+BUCKET_POOL = 50        # batches whose examples are sorted together when batching by length
+
+
+def epoch_batches(examples: list, batch_size: int, rng: random.Random,
+                  length: Callable[[Any], int] | None = None) -> list[list]:
+    """One epoch's mini-batches: ``examples`` shuffled in place by ``rng`` and cut into batches.
+
+    With ``length``, each pool of ``BUCKET_POOL`` batches is sorted by it before cutting and the batch order
+    shuffled again, so a padded model pays for the longest input of similar examples, not of a random batch
+    (on Amazon Beauty the mean TIGER history is 6.7 items, the widest in a random batch of 256 is 20).
+    """
+    rng.shuffle(examples)
+    if length is None:
+        return [examples[i:i + batch_size] for i in range(0, len(examples), batch_size)]
+    batches = []
+    for start in range(0, len(examples), batch_size * BUCKET_POOL):
+        pool = sorted(examples[start:start + batch_size * BUCKET_POOL], key=length)
+        batches.extend(pool[i:i + batch_size] for i in range(0, len(pool), batch_size))
+    rng.shuffle(batches)
+    return batches
 
 
 def run_epochs(name: str, module: nn.Module, examples: list, config: Any, state: dict[str, Any], out: Path,
                step: Callable[[Sequence], float], validate: Callable[[], float],
                save: Callable[[str, dict[str, Any]], None], progress: bool = True,
-               metric: str = "valid_recall@10") -> dict[str, Any]:
+               metric: str = "valid_recall@10", length: Callable[[Any], int] | None = None) -> dict[str, Any]:
     """Train from ``state["epoch"]`` to ``config.epochs``; returns the final state.
 
     ``step(batch)`` does one optimiser step and returns the loss; ``validate()`` returns the validation
     figure to maximise (R@10 unless ``metric`` names another in the log);
+    ``length(example)``, when given, batches examples of similar length together (:func:`epoch_batches`);
     ``save(which, state)`` writes the ``"best"`` or ``"last"`` checkpoint with that progress state.
     ``config`` needs epochs, batch_size, eval_every, patience and seed (the shuffle of epoch e is seeded
     by ``seed + e``, so a resumed run sees the same batches).
@@ -37,12 +58,11 @@ def run_epochs(name: str, module: nn.Module, examples: list, config: Any, state:
             if state["bad"] >= config.patience:
                 break
             module.train()
-            random.Random(config.seed + epoch).shuffle(examples)
+            batches = epoch_batches(examples, config.batch_size, random.Random(config.seed + epoch), length)
             total, n = 0.0, 0
-            bar = tqdm(range(0, len(examples), config.batch_size), desc=f"{name} epoch {epoch + 1}/{config.epochs}",
-                       disable=not progress)
-            for start in bar:
-                total, n = total + step(examples[start:start + config.batch_size]), n + 1
+            bar = tqdm(batches, desc=f"{name} epoch {epoch + 1}/{config.epochs}", disable=not progress)
+            for batch in bar:
+                total, n = total + step(batch), n + 1
                 bar.set_postfix(loss=f"{total / n:.4f}")
             state["epoch"] = epoch + 1
             record = {"epoch": epoch + 1, "loss": total / n}
