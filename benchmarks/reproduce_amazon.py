@@ -60,6 +60,34 @@ def fmt(value) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+CURVE_POINTS = 8
+SIZE_FIELDS = (("layers", "layers"), ("blocks", "blocks"), ("d_model", "d_model"), ("hidden", "hidden"),
+               ("heads", "heads"), ("d_ff", "FFN"), ("ffn", "FFN"), ("max_len", "max length"),
+               ("max_history", "history"), ("loss", "loss"))
+
+
+def model_size(config: dict) -> str:
+    """The size settings of a training summary's config, so the report states what was trained."""
+    return ", ".join(f"{label} {config[key]}" for key, label in SIZE_FIELDS if config.get(key)) or "—"
+
+
+def validation_curve(folder: Path) -> str:
+    """``epoch: R@10`` of every validation in the run's ``log.jsonl``: shows whether it was still improving."""
+    log_file = folder / "log.jsonl"
+    if not log_file.exists():
+        return "—"
+    by_epoch = {}                   # a resumed run logs the epochs after its last checkpoint again: keep the last
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        point = json.loads(line) if line.strip() else {}
+        if "valid_recall@10" in point:
+            by_epoch[point["epoch"]] = point["valid_recall@10"]
+    points = sorted(by_epoch.items())
+    if len(points) > CURVE_POINTS:          # evenly spaced, always with the last
+        step = len(points) / CURVE_POINTS
+        points = [points[int(len(points) - 1 - i * step)] for i in reversed(range(CURVE_POINTS))]
+    return ", ".join(f"{epoch}: {value:.4f}" for epoch, value in points) or "—"
+
+
 def report(runs: dict[str, Path], checkpoints: dict[str, Path]) -> str:
     lines = ["# Amazon reproduction report", "",
              "Our numbers come from `recif-eval` on the `amazon_<category>` tasks (leave-one-out, full catalogue, "
@@ -83,16 +111,19 @@ def report(runs: dict[str, Path], checkpoints: dict[str, Path]) -> str:
                 lines.append(f"| {name} | " + " | ".join(fmt(values.get(m)) for m in METRICS)
                              + f" | {pub} ({model}: {source}) | {fmt(ratio) if ratio else '—'} |")
         lines.append("")
-    lines += ["## Models and training", "", "| baseline | parameters | epochs run | best epoch | valid R@10 | train time (s) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["## Models and training", "",
+              "| baseline | model | parameters | epochs run | best epoch | valid R@10 | valid R@10 by epoch | "
+              "train time (s) |", "|---" * 8 + "|"]
     for name, path in checkpoints.items():
         summary_file = Path(path) / "summary.json"
         if not summary_file.exists():
-            lines.append(f"| {name} | (no summary.json in {path}: training still running or stopped early) | | | | |")
+            lines.append(f"| {name} | (no summary.json in {path}: training still running or stopped early) "
+                         "| | | | | | |")
             continue
         s = json.loads(summary_file.read_text(encoding="utf-8"))
-        lines.append(f"| {name} | {s['parameters']:,} | {s['epochs_run']} | {s['best_epoch']} | "
-                     f"{s['valid_recall@10']:.4f} | {s['train_seconds']} |")
+        lines.append(f"| {name} | {model_size(s.get('config', {}))} | {s['parameters']:,} | {s['epochs_run']} | "
+                     f"{s['best_epoch']} | {s['valid_recall@10']:.4f} | {validation_curve(Path(path))} | "
+                     f"{s['train_seconds']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from trainers.common.epochs import epoch_batches
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon"
 N_ITEMS = 12
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_synthetic(root: Path, n_users: int = 48) -> Path:
@@ -217,3 +218,30 @@ def test_sasrec_trains_on_a_slice_of_real_beauty(tmp_path):
                          tmp_path, progress=False)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log[1]["loss"] < log[0]["loss"] and summary["n_items"] == len(items) and summary["n_users"] == 400
+
+
+def test_reproduction_report_puts_our_numbers_next_to_the_published_ones(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_amazon", ROOT / "benchmarks" / "reproduce_amazon.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run, ckpt = tmp_path / "eval", tmp_path / "train"
+    run.mkdir(), ckpt.mkdir()
+    metrics = {"recall@5": 0.04, "recall@10": 0.0648, "ndcg@5": 0.03, "ndcg@10": 0.035}
+    (run / "summary.json").write_text(json.dumps({"tasks": {"amazon_beauty": {"metrics": metrics}}}))
+    (ckpt / "summary.json").write_text(json.dumps({
+        "parameters": 296064, "epochs_run": 6, "best_epoch": 6, "valid_recall@10": 0.05, "train_seconds": 10.0,
+        "config": {"d_model": 64, "layers": 2, "d_ff": 256}}))
+    (ckpt / "log.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"epoch": 1, "loss": 5.0}, {"epoch": 2, "loss": 4.0, "valid_recall@10": 0.02},
+        {"epoch": 4, "loss": 3.5, "valid_recall@10": 0.03}, {"epoch": 4, "loss": 3.4, "valid_recall@10": 0.04},
+        {"epoch": 6, "loss": 3.0, "valid_recall@10": 0.05}]) + "\n")
+    text = module.report({"tiger": run}, {"tiger": ckpt})
+    tiger_rows = [line for line in text.splitlines() if line.startswith("| tiger | 0.0400 | 0.0648 |")]
+    refs = [v["amazon_beauty"]["recall@10"] for ours, _, _, v in module.published()
+            if ours == "tiger" and "amazon_beauty" in v]
+    assert len(tiger_rows) == len(refs) >= 1
+    assert sorted(line.rsplit("|", 2)[1].strip() for line in tiger_rows) == sorted(f"{0.0648 / r:.4f}" for r in refs)
+    assert "1.0000" in {line.rsplit("|", 2)[1].strip() for line in tiger_rows}   # the TIGER paper's R@10 is 0.0648
+    assert "| tiger | layers 2, d_model 64, FFN 256 | 296,064 | 6 | 6 | 0.0500 | 2: 0.0200, 4: 0.0400, 6: 0.0500 |" in text
