@@ -4,8 +4,9 @@
         --run sasrec-ce=runs/eval/sasrec_beauty_ce --run tiger=runs/eval/tiger_beauty \\
         --checkpoint sasrec-bce=runs/sasrec/beauty_bce ... --out benchmarks/reproduce_amazon.md
 
-Each ``--run NAME=DIR`` is a ``recif-eval`` run folder (its ``summary.json``); ``--checkpoint NAME=DIR``
-adds the training summary (parameters, epochs run, best epoch, wall time).  Every published row
+Each ``--run NAME=DIR`` is a ``recif-eval`` run folder (its ``summary.json``; the same NAME again for another
+category); ``--checkpoint NAME=DIR`` adds the training summary (size, epochs run, best epoch, validation curve,
+wall time).  ``NAME:VARIANT`` (e.g. ``tiger:last``) is compared with NAME's published rows.  Every published row
 comes from ``configs/published/*.yaml`` plus the few rows below that only the spec records
 (spec amazon_and_baselines §3.1), each with its source; the ratio is ours / published.
 """
@@ -88,12 +89,15 @@ def validation_curve(folder: Path) -> str:
     return ", ".join(f"{epoch}: {value:.4f}" for epoch, value in points) or "—"
 
 
-def report(runs: dict[str, Path], checkpoints: dict[str, Path]) -> str:
+def report(runs: list[tuple[str, Path]], checkpoints: list[tuple[str, Path]]) -> str:
+    """``runs`` / ``checkpoints``: (baseline name, folder); the name before a ``:`` picks the published rows."""
     lines = ["# Amazon reproduction report", "",
              "Our numbers come from `recif-eval` on the `amazon_<category>` tasks (leave-one-out, full catalogue, "
              "all users); published numbers from `configs/published/*.yaml` and spec amazon_and_baselines §3.1. "
              "Ratio = ours / published R@10.", ""]
-    measured = {name: ours(path) for name, path in runs.items()}
+    measured: dict[str, dict[str, dict[str, float]]] = {}
+    for name, path in runs:                     # one name may come once per category
+        measured.setdefault(name, {}).update(ours(path))
     for task in TASKS:
         lines += [f"## {task.removeprefix('amazon_').capitalize()}", "",
                   "| baseline | " + " | ".join(m.replace("recall", "R").replace("ndcg", "N") for m in METRICS)
@@ -102,7 +106,8 @@ def report(runs: dict[str, Path], checkpoints: dict[str, Path]) -> str:
             if task not in by_task:
                 continue
             values = by_task[task]
-            refs = [(model, source, v[task]) for o, model, source, v in published() if o == name and task in v]
+            family = name.split(":")[0]         # "tiger:last" is compared with TIGER's rows too
+            refs = [(model, source, v[task]) for o, model, source, v in published() if o == family and task in v]
             if not refs:
                 lines.append(f"| {name} | " + " | ".join(fmt(values.get(m)) for m in METRICS) + " | — | — |")
             for model, source, ref in refs:
@@ -112,28 +117,28 @@ def report(runs: dict[str, Path], checkpoints: dict[str, Path]) -> str:
                              + f" | {pub} ({model}: {source}) | {fmt(ratio) if ratio else '—'} |")
         lines.append("")
     lines += ["## Models and training", "",
-              "| baseline | model | parameters | epochs run | best epoch | valid R@10 | valid R@10 by epoch | "
-              "train time (s) |", "|---" * 8 + "|"]
-    for name, path in checkpoints.items():
+              "| baseline | folder | model | parameters | epochs run | best epoch | valid R@10 | valid R@10 by epoch | "
+              "train time (s) |", "|---" * 9 + "|"]
+    for name, path in checkpoints:
         summary_file = Path(path) / "summary.json"
         if not summary_file.exists():
-            lines.append(f"| {name} | (no summary.json in {path}: training still running or stopped early) "
+            lines.append(f"| {name} | {path} | (no summary.json: training still running or stopped early) "
                          "| | | | | | |")
             continue
         s = json.loads(summary_file.read_text(encoding="utf-8"))
-        lines.append(f"| {name} | {model_size(s.get('config', {}))} | {s['parameters']:,} | {s['epochs_run']} | "
+        lines.append(f"| {name} | {path} | {model_size(s.get('config', {}))} | {s['parameters']:,} | {s['epochs_run']} | "
                      f"{s['best_epoch']} | {s['valid_recall@10']:.4f} | {validation_curve(Path(path))} | "
                      f"{s['train_seconds']} |")
     return "\n".join(lines) + "\n"
 
 
-def pairs(values: list[str], flag: str) -> dict[str, Path]:
-    out = {}
+def pairs(values: list[str], flag: str) -> list[tuple[str, Path]]:
+    out = []
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not Path(path).exists():
             raise SystemExit(f"reproduce_amazon: {flag} {value!r}: expected NAME=EXISTING_FOLDER")
-        out[name] = Path(path)
+        out.append((name, Path(path)))
     return out
 
 

@@ -237,11 +237,12 @@ def test_reproduction_report_puts_our_numbers_next_to_the_published_ones(tmp_pat
         {"epoch": 1, "loss": 5.0}, {"epoch": 2, "loss": 4.0, "valid_recall@10": 0.02},
         {"epoch": 4, "loss": 3.5, "valid_recall@10": 0.03}, {"epoch": 4, "loss": 3.4, "valid_recall@10": 0.04},
         {"epoch": 6, "loss": 3.0, "valid_recall@10": 0.05}]) + "\n")
-    text = module.report({"tiger": run}, {"tiger": ckpt})
+    text = module.report([("tiger", run), ("tiger:last", run)], [("tiger", ckpt)])
     tiger_rows = [line for line in text.splitlines() if line.startswith("| tiger | 0.0400 | 0.0648 |")]
     refs = [v["amazon_beauty"]["recall@10"] for ours, _, _, v in module.published()
             if ours == "tiger" and "amazon_beauty" in v]
     assert len(tiger_rows) == len(refs) >= 1
+    assert sum(line.startswith("| tiger:last | 0.0400 | 0.0648 |") for line in text.splitlines()) == len(refs)
     assert sorted(line.rsplit("|", 2)[1].strip() for line in tiger_rows) == sorted(f"{0.0648 / r:.4f}" for r in refs)
     assert "1.0000" in {line.rsplit("|", 2)[1].strip() for line in tiger_rows}   # the TIGER paper's R@10 is 0.0648
-    assert "| tiger | layers 2, d_model 64, FFN 256 | 296,064 | 6 | 6 | 0.0500 | 2: 0.0200, 4: 0.0400, 6: 0.0500 |" in text
+    assert f"| tiger | {ckpt} | layers 2, d_model 64, FFN 256 | 296,064 | 6 | 6 | 0.0500 | 2: 0.0200, 4: 0.0400, 6: 0.0500 |" in text
