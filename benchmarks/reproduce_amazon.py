@@ -95,6 +95,7 @@ def report(runs: list[tuple[str, Path]], checkpoints: list[tuple[str, Path]]) ->
              "Our numbers come from `recif-eval` on the `amazon_<category>` tasks (leave-one-out, full catalogue, "
              "all users); published numbers from `configs/published/*.yaml` and spec amazon_and_baselines §3.1. "
              "Ratio = ours / published R@10.", ""]
+    references = published()
     measured: dict[str, dict[str, dict[str, float]]] = {}
     for name, path in runs:                     # one name may come once per category
         measured.setdefault(name, {}).update(ours(path))
@@ -107,7 +108,7 @@ def report(runs: list[tuple[str, Path]], checkpoints: list[tuple[str, Path]]) ->
                 continue
             values = by_task[task]
             family = name.split(":")[0]         # "tiger:last" is compared with TIGER's rows too
-            refs = [(model, source, v[task]) for o, model, source, v in published() if o == family and task in v]
+            refs = [(model, source, v[task]) for o, model, source, v in references if o == family and task in v]
             if not refs:
                 lines.append(f"| {name} | " + " | ".join(fmt(values.get(m)) for m in METRICS) + " | — | — |")
             for model, source, ref in refs:

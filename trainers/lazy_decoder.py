@@ -56,6 +56,7 @@ from torch import nn
 
 from recif_bench import sid
 from recif_bench.models.trie import SidTrie
+from trainers.common.checkpoint import load_checkpoint, save_atomic
 from trainers.common.config import ConfigError, require
 from trainers.common.epochs import NEW_STATE, run_epochs, write_summary
 from trainers.sasrec import settings
@@ -367,8 +368,6 @@ class LazyDecoderModel(SidRecommender):
 
     def save(self, path: Path, extra: dict[str, Any] | None = None) -> Path:
         """Atomic ``.pt``: settings, SID format, item codes, weights, meta and whatever the run adds."""
-        from trainers.common.checkpoint import save_atomic
-
         return save_atomic({"kind": KIND, "config": asdict(self.config), "levels": self.fmt.levels,
                             "codebook_size": self.fmt.codebook_size, "codes": self.codes, "meta": self.meta,
                             "state": self.network.state_dict(), **(extra or {})}, path)
@@ -386,8 +385,6 @@ class LazyDecoderModel(SidRecommender):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    from trainers.common.checkpoint import load_checkpoint
-
     return load_checkpoint(path, KIND, "best.pt", "lazy decoder checkpoint")[1]
 
 

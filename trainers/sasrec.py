@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from trainers.common.checkpoint import load_checkpoint, save_atomic
 from trainers.common.config import ConfigError, require
 
 log = logging.getLogger(__name__)
@@ -245,16 +246,12 @@ def recommend(model: SASRec, history: list[int], k: int, exclude_history: bool =
 
 def save(path: Path, model: SASRec, items: ItemIndex, extra: dict[str, Any]) -> Path:
     """Atomic checkpoint: config, weights, item keys, and whatever the run wants to remember."""
-    from trainers.common.checkpoint import save_atomic
-
     return save_atomic({"kind": "sasrec", "config": asdict(model.config), "n_items": model.n_items,
                         "items": items.to_json(), "state": model.state_dict(), **extra}, path)
 
 
 def load(path: str | Path) -> tuple[SASRec, ItemIndex, dict[str, Any]]:
     """(model in eval mode, item index, the whole checkpoint dict); errors name the file."""
-    from trainers.common.checkpoint import load_checkpoint
-
     _, ckpt = load_checkpoint(path, "sasrec", "best.pt", "SASRec checkpoint")
     model = SASRec(ckpt["n_items"], SASRecConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state"])
