@@ -114,13 +114,17 @@ def _task_order(task: str) -> tuple[int, str]:
 
 
 def task_entry(task: str, *, n: int, n_skipped: Mapping[str, int], metrics: Mapping[str, Any] | None,
-               supported: bool = True, judge: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               supported: bool = True, judge: Mapping[str, Any] | None = None,
+               n_flagged: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """One task of summary.json.  ``n_flagged``: rows kept and scored although their answer has no
+    valid SID (they count in ``n`` and in every denominator, as in the reference)."""
     info = task_info(task)
     metrics = dict(metrics or {})
     entry: dict[str, Any] = {
         "layer": info.layer,
         "n": n,
         "n_skipped": dict(n_skipped),
+        "n_flagged": dict(n_flagged or {}),
         "n_invalid": int(metrics.pop("n_invalid", 0) or 0),
         "metrics": metrics,
         "headline": {"metric": info.headline, "value": metrics.get(info.headline)},

@@ -113,10 +113,12 @@ def extract_bodies(text: str) -> list[str]:
     """Every SID body found between ``<|sid_begin|>`` and ``<|sid_end|>``, in order, duplicates removed.
 
     This is the reference's ground-truth extraction (spec §3.1): it does not validate the bodies,
-    so a malformed block comes back as it is written and simply never matches a prediction.
+    so a malformed block comes back as it is written and simply never matches a prediction.  Like
+    the reference it reads every piece of the split, the one before the first ``<|sid_begin|>``
+    included (``junk<|sid_end|>`` yields ``junk``).
     """
     seen: dict[str, None] = {}
-    for piece in text.split(SID_BEGIN)[1:]:
+    for piece in text.split(SID_BEGIN):
         if SID_END in piece:
             body = piece.split(SID_END, 1)[0].strip()
             if body:
@@ -144,18 +146,36 @@ def answer_text(generation: str) -> str:
 def prediction_body(generation: str) -> str:
     """The candidate SID body of one generation, exactly as the reference reads it (spec §3.1).
 
-    After the last ``</think>``: the first non-empty block after a ``<|sid_begin|>`` (cut at
-    ``<|sid_end|>``), else the whole stripped text (the non-thinking case, where the prompt ends
-    in ``<|sid_begin|>`` and the model writes only the codes).
+    After the last ``</think>``, when the text holds a ``<|sid_begin|>``: the first non-empty piece
+    of the split on it (the text before the first one included, as in the reference), cut at
+    ``<|sid_end|>``; when there is none, or no such piece, the whole stripped text (the non-thinking
+    case, where the prompt ends in ``<|sid_begin|>`` and the model writes only the codes).
     """
     text = answer_text(generation)
     if SID_BEGIN in text:
-        for piece in text.split(SID_BEGIN)[1:]:
+        for piece in text.split(SID_BEGIN):
             body = piece.split(SID_END, 1)[0].strip() if SID_END in piece else piece.strip()
             if body:
                 return body
-        return ""
     return text
+
+
+def item_codes(generation: str, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...] | None:
+    """The codes the item-level (``pid_``) metrics read from one generation, as the reference does.
+
+    The reference (spec §3.1, PID mode) takes the first ``<s_a_N><s_b_N><s_c_N>`` anywhere after
+    the last ``</think>`` (text around it is ignored, unlike the SID-mode body) and packs it as
+    ``a*K^2 + b*K + c`` without a range check.  An out-of-range code therefore denotes whatever
+    in-range SID has the same packed key; we return those codes, and None when there is no match
+    or the key is beyond every SID (the reference finds no mapping entry: item 0, a miss).
+    """
+    match = fmt.body_pattern().search(answer_text(generation))
+    if match is None:
+        return None
+    key = 0
+    for code in match.groups():
+        key = key * fmt.codebook_size + int(code)
+    return unpack(key, fmt) if key < fmt.codebook_size ** fmt.levels else None
 
 
 def pack(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> int:

@@ -92,9 +92,6 @@ def test_unknown_task(tmp_path):
     ("video", row(answer=""), "empty_answer"),
     ("video", row(answer=None), "empty_answer"),
     ("video", row(answer="   "), "empty_answer"),
-    ("video", row(answer="no sid here"), "answer_without_sid"),
-    ("video", row(answer="<|sid_begin|><s_a_1><s_b_2><|sid_end|>"), "malformed_answer_sid"),
-    ("video", row(answer="<|sid_begin|><s_a_1><s_b_2><s_c_9999><|sid_end|>"), "malformed_answer_sid"),
     ("video", row(messages=[{"content": "no role"}]), "bad_messages"),
     ("video", row(messages=[{"role": "narrator", "content": "x"}]), "bad_messages"),
     ("video", row(messages=[{"role": "user", "content": 42}]), "bad_messages"),
@@ -110,6 +107,21 @@ def test_row_problems_are_counted_skips(tmp_path, task, bad, reason):
         assert report.skipped == {reason: 1} and len(samples) == 1
     else:
         assert skips_of(tmp_path, task, bad) == {reason: 1}
+
+
+@pytest.mark.parametrize("answer, flag", [
+    ("no sid here", "answer_without_sid"),
+    ("<|sid_begin|><s_a_1><s_b_2><|sid_end|>", "malformed_answer_sid"),
+    ("<|sid_begin|><s_a_1><s_b_2><s_c_9999><|sid_end|>", "malformed_answer_sid"),
+    (GOOD_SID + "<|sid_begin|>junk<|sid_end|>", "malformed_answer_sid"),
+])
+def test_answers_without_a_valid_sid_are_kept_and_flagged(tmp_path, answer, flag):
+    """The reference keeps these rows (it skips only empty or unparsable values) and scores them 0."""
+    write_task(tmp_path, "video", [row(), row(answer=answer, answer_pid=[9])])
+    samples, report = load_task(tmp_path, "video")
+    assert len(samples) == 2 and not report.skipped and report.flagged == {flag: 1}
+    assert samples[1].answer == answer and samples[1].answer_ids == [9]
+    assert report.as_dict()["n_flagged"] == {flag: 1}
 
 
 def test_wrong_column_type_is_counted(tmp_path):

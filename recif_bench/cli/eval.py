@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         report = reports[task]
         name = task_info(task).lm_eval_name
         supported = task in runnable
-        entries[task] = res.task_entry(task, n=report.n_loaded, n_skipped=report.skipped,
+        entries[task] = res.task_entry(task, n=report.n_loaded, n_skipped=report.skipped, n_flagged=report.flagged,
                                        metrics=res.task_metrics(lm_results, name) if supported else None,
                                        supported=supported, judge=harness.JUDGE_STATS.get(task))
     summary = res.build_summary(

@@ -3,7 +3,9 @@
 Validation happens here, before any model is loaded.  Problems with a whole file (missing, not
 parquet, missing column, no rows) raise :class:`DataError` naming the file.  Problems with one row
 are the ones the reference skips; we skip them too, but count every skip by reason in a
-:class:`LoadReport` that ends up in the results — never a silent drop.
+:class:`LoadReport` that ends up in the results — never a silent drop.  Rec answers without a
+well-formed SID are kept, as the reference keeps them: they stay in every denominator (their SID
+metrics are 0; item-level metrics still use ``answer_pid``) and are counted as ``flagged``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class LoadReport:
     n_rows: int
     n_selected: int
     skipped: Counter = field(default_factory=Counter)
+    flagged: Counter = field(default_factory=Counter)   # kept rows whose answer holds no valid SID
 
     @property
     def n_loaded(self) -> int:
@@ -71,7 +74,8 @@ class LoadReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "fingerprint": self.fingerprint, "n_rows": self.n_rows,
-                "n_selected": self.n_selected, "n_loaded": self.n_loaded, "n_skipped": dict(self.skipped)}
+                "n_selected": self.n_selected, "n_loaded": self.n_loaded, "n_skipped": dict(self.skipped),
+                "n_flagged": dict(self.flagged)}
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
@@ -153,16 +157,23 @@ def _load_cached(path_str: str, _stamp: Any, limit: int | None, sample: int | No
     samples = []
     for i in rows:
         try:
-            samples.append(_parse_row(i, messages_col[i], metadata_col[i], info, fmt))
+            samples.append(_parse_row(i, messages_col[i], metadata_col[i], info))
         except RowSkip as skip:
             report.skipped[skip.reason] += 1
             log.debug("%s: row %d skipped: %s", path, i, skip)
+            continue
+        flag = answer_sid_problem(samples[-1].answer, fmt) if info.kind == "rec" else None
+        if flag:
+            report.flagged[flag] += 1
     if report.skipped:
         log.warning("%s: skipped %d of %d rows (%s)", path, sum(report.skipped.values()), len(rows),
                     ", ".join(f"{k}: {v}" for k, v in sorted(report.skipped.items())))
     if not samples and rows:
         raise DataError(path, f"no usable rows: all {len(rows)} selected rows were skipped "
                               f"({', '.join(f'{k}: {v}' for k, v in report.skipped.items())})")
+    if report.flagged:
+        log.warning("%s: %d rows kept whose answer has no valid SID; they score 0 on SID metrics (%s)", path,
+                    sum(report.flagged.values()), ", ".join(f"{k}: {v}" for k, v in sorted(report.flagged.items())))
     return tuple(samples), report
 
 
@@ -184,7 +195,7 @@ def _read_parquet(path: Path):
     return frame
 
 
-def _parse_row(index: int, raw_messages: Any, raw_metadata: Any, info: TaskInfo, fmt: sid.SidFormat) -> Sample:
+def _parse_row(index: int, raw_messages: Any, raw_metadata: Any, info: TaskInfo) -> Sample:
     messages = _decode(raw_messages, "messages")
     try:
         messages = chat.normalise_messages(_plain(messages))
@@ -199,7 +210,8 @@ def _parse_row(index: int, raw_messages: Any, raw_metadata: Any, info: TaskInfo,
         raise RowSkip("empty_answer")
     answer = str(answer).strip()
     answer_ids = _answer_ids(metadata) if info.kind == "rec" else []
-    _check_answer(answer, info, fmt)
+    if info.kind == "label_pred" and "是" not in answer and "否" not in answer:
+        raise RowSkip("answer_not_yes_no")   # the reference drops it from the AUC (invalid sample)
     uid = metadata.get("uid")
     metadata["row_index"] = index
     return Sample(str(index), messages, answer, answer_ids, None if uid is None else str(uid), metadata)
@@ -242,7 +254,9 @@ def _is_nan(value: Any) -> bool:
 
 
 def _answer_ids(metadata: dict[str, Any]) -> list[int]:
-    raw = metadata.get("answer_pid", metadata.get("answer_iid"))
+    raw = metadata.get("answer_pid")
+    if raw is None:   # as the reference: a missing or null answer_pid falls back to answer_iid
+        raw = metadata.get("answer_iid")
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -261,15 +275,12 @@ def _answer_ids(metadata: dict[str, Any]) -> list[int]:
     return list(dict.fromkeys(x for x in ids if x != 0))
 
 
-def _check_answer(answer: str, info: TaskInfo, fmt: sid.SidFormat) -> None:
-    if info.kind == "rec":
-        bodies = sid.extract_bodies(answer)
-        if not bodies:
-            raise RowSkip("answer_without_sid")
-        for body in bodies:
-            try:
-                sid.parse_body(body, fmt)
-            except sid.SidError as exc:
-                raise RowSkip("malformed_answer_sid", str(exc)) from None
-    elif info.kind == "label_pred" and "是" not in answer and "否" not in answer:
-        raise RowSkip("answer_not_yes_no")
+def answer_sid_problem(answer: str, fmt: sid.SidFormat) -> str | None:
+    """Why a rec answer cannot be matched by a well-formed SID (``answer_without_sid`` /
+    ``malformed_answer_sid``), or None.  Such rows are kept and counted, never skipped."""
+    bodies = sid.extract_bodies(answer)
+    if not bodies:
+        return "answer_without_sid"
+    if any(sid.try_parse_body(body, fmt) is None for body in bodies):
+        return "malformed_answer_sid"
+    return None

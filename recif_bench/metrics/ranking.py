@@ -5,8 +5,10 @@ slots exactly as in the reference (B6); ``dedup=True`` is our named improvement.
 semantics (the reference crashes here at HEAD, B1).  A sample whose generations hold no SID at all
 is ``invalid``: it scores 0 everywhere and stays in the denominator (B7).
 
-SID mode compares candidate bodies with the answer's SID bodies as strings; PID mode maps each
-candidate to an item through :class:`~recif_bench.sid.SidItemMap` (0 = unknown, never a hit).
+SID mode compares candidate bodies with the answer's SID bodies as strings; PID mode maps the
+first SID of each candidate (:func:`~recif_bench.sid.item_codes`) to an item through
+:class:`~recif_bench.sid.SidItemMap` (0 = unknown, never a hit) and compares it with ``answer_pid``,
+so a row whose answer holds no SID still has item-level targets.
 ``ndcg@k`` (binary relevance, ideal DCG over ``min(k, |G|)`` targets) is our addition.
 """
 
@@ -74,7 +76,8 @@ class RecScorer:
         if cached is None:
             body = sid.prediction_body(generation)
             codes = sid.try_parse_body(body, self.fmt) if body else None
-            item = self.item_map.item_for(codes, self.strategy) if self.item_map is not None else 0
+            item = (self.item_map.item_for(sid.item_codes(generation, self.fmt), self.strategy)
+                    if self.item_map is not None else 0)
             legal = codes is not None and (self.catalogue is None or codes in self.catalogue)
             cached = (body, codes, item, legal)
             if len(self._parsed) < 2_000_000:
