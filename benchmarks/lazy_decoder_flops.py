@@ -3,7 +3,7 @@
 OneRec-V2's argument for the lazy decoder: in a decoder-only recommender almost all compute goes
 into the user context (hundreds of history tokens through every layer), little into the few target
 tokens that are the actual output.  For a few history lengths this prints the analytic matmul FLOPs
-of one teacher-forced request (:func:`trainers.lazy_decoder.request_flops`, the formula in the
+of one teacher-forced request (:func:`recif_bench.recommenders.lazy_decoder.request_flops`, the formula in the
 module docstring), split into context encoding and target decoding, for both architectures, and
 checks each total against ``torch.utils.flop_counter.FlopCounterMode`` on the real modules.
 
@@ -17,7 +17,7 @@ import argparse
 
 from recif_bench import sid
 from trainers.common.config import load
-from trainers.lazy_decoder import DenseDecoderOnly, LazyDecoder, LazyDecoderConfig, measured_flops, request_flops
+from recif_bench.recommenders.lazy_decoder import DenseDecoderOnly, LazyDecoder, LazyDecoderConfig, measured_flops, request_flops
 
 
 def mflops(n: int) -> str:

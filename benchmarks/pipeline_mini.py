@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def link_demo_stages(out: Path) -> None:
-    from trainers import demo
+    from recif_bench.models import demo
 
     cache = demo.cache_dir()
     out.mkdir(parents=True, exist_ok=True)

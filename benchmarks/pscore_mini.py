@@ -26,6 +26,7 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 from recif_bench.data import mini
+from recif_bench.recommenders.pscore import FUSED, PScoreModel
 from trainers import pscore
 from trainers.common import config as recipe_config
 
@@ -43,7 +44,7 @@ def main() -> None:
         pscore.main(recipe_config.load(CONFIG, [f"output_dir={folder}", f"data.raw={data_dir / 'raw'}"]))
     marker = json.loads((data_dir / mini.MARKER).read_text(encoding="utf-8"))
     world = mini.World(marker["seed"], marker["scale"])
-    model = pscore.PScoreModel.load(folder)
+    model = PScoreModel.load(folder)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["test"]
 
     rates: dict[str, list[float]] = {t: [] for t in model.towers}
@@ -63,7 +64,7 @@ def main() -> None:
         m = metrics[tower]
         print(f"{tower:<16}{m['auc']:>8.3f}{m['wuauc']:>8.3f}{oracle:>8.3f}{separation:>9.3f}"
               f"{m['positive_rate']:>10.3f}{m['n']:>7}")
-    m = metrics[pscore.FUSED]
+    m = metrics[FUSED]
     print(f"{'fused':<16}{m['auc']:>8.3f}{m['wuauc']:>8.3f}{'':>17}{m['positive_rate']:>10.3f}{m['n']:>7}")
 
 

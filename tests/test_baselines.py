@@ -10,10 +10,14 @@ import pytest
 import torch
 
 from recif_bench.cli import eval as eval_cli
-from recif_bench.cli import train as train_cli
 from recif_bench.data.amazon import load_amazon
-from trainers import sasrec, tiger
+from recif_bench.recommenders import sasrec, tiger
+from recif_bench.recommenders.data import amazon_codes
+from trainers import cli as train_cli
+from trainers import sasrec as sasrec_recipe
+from trainers import tiger as tiger_recipe
 from trainers.common.epochs import epoch_batches
+from trainers.common.next_item import history_length
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon"
 N_ITEMS = 12
@@ -93,7 +97,7 @@ def test_length_batches_cover_every_example_once_and_group_similar_lengths():
     rng = random.Random(0)
     examples = [([0] * rng.randint(1, 20), i) for i in range(5000)]
     plain = epoch_batches(list(examples), 64, random.Random(1))
-    bucketed = epoch_batches(list(examples), 64, random.Random(1), length=tiger.history_length)
+    bucketed = epoch_batches(list(examples), 64, random.Random(1), length=history_length)
     for batches in (plain, bucketed):
         assert sorted(target for batch in batches for _, target in batch) == list(range(5000))
         assert sorted(len(batch) for batch in batches) == [8] + [64] * 78     # 5000 = 78 x 64 + 8
@@ -101,7 +105,7 @@ def test_length_batches_cover_every_example_once_and_group_similar_lengths():
              for name, batches in (("plain", plain), ("bucketed", bucketed))}
     assert width["plain"] > 19 and width["bucketed"] < 12          # padded width: 20 vs about the mean (10.5)
     # seeded: a resumed run sees the same batches
-    again = epoch_batches(list(examples), 64, random.Random(1), length=tiger.history_length)
+    again = epoch_batches(list(examples), 64, random.Random(1), length=history_length)
     assert [[t for _, t in b] for b in again] == [[t for _, t in b] for b in bucketed]
 
 
@@ -136,7 +140,7 @@ def test_sasrec_checkpoint_round_trip_and_resume(synthetic, tmp_path):
     data = load_amazon("beauty", synthetic / "data")
     config = sasrec.SASRecConfig(hidden=8, heads=1, max_len=6, epochs=2, eval_every=1)
     sequences = [data.sequences[u] for u in sorted(data.sequences)]
-    sasrec.fit(sequences, data.items, config, tmp_path, progress=False)
+    sasrec_recipe.fit(sequences, data.items, config, tmp_path, progress=False)
     model, _, ckpt = sasrec.load(tmp_path / "last.pt")
     assert ckpt["progress"]["epoch"] == 2
     fresh = sasrec.SASRec(N_ITEMS, config).eval()
@@ -144,12 +148,12 @@ def test_sasrec_checkpoint_round_trip_and_resume(synthetic, tmp_path):
     seqs = sasrec.pad_left([[1, 2], [5]], 6)
     assert torch.equal(model.scores(seqs), fresh.scores(seqs))
     config.epochs = 3                               # a longer run resumes from epoch 2 instead of restarting
-    sasrec.fit(sequences, data.items, config, tmp_path, progress=False)
+    sasrec_recipe.fit(sequences, data.items, config, tmp_path, progress=False)
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     config.hidden = 16
     with pytest.raises(ValueError, match="different run"):
-        sasrec.fit(sequences, data.items, config, tmp_path, progress=False)
+        sasrec_recipe.fit(sequences, data.items, config, tmp_path, progress=False)
 
 
 def run_eval(capsys, synthetic, model: str, checkpoint: Path, out: Path) -> dict:
@@ -166,7 +170,7 @@ def test_recif_eval_sasrec_equals_direct_full_ranking(synthetic, tmp_path, capsy
     data = load_amazon("beauty", synthetic / "data")
     sequences = [data.sequences[u] for u in sorted(data.sequences)]
     config = sasrec.SASRecConfig(hidden=8, heads=1, max_len=6, epochs=1, eval_every=1, dropout=0.0)
-    sasrec.fit(sequences, data.items, config, tmp_path / "ckpt", progress=False, meta={"category": "beauty"})
+    sasrec_recipe.fit(sequences, data.items, config, tmp_path / "ckpt", progress=False, meta={"category": "beauty"})
     model, index, ckpt = sasrec.load(tmp_path / "ckpt")
     assert ckpt["exclude_history"] is sasrec.repeat_free([index.encode(s) for s in sequences])
     direct = sasrec.rank_metrics(model, [index.encode(s[:-1]) for s in sequences],
@@ -179,12 +183,12 @@ def test_recif_eval_sasrec_equals_direct_full_ranking(synthetic, tmp_path, capsy
 
 def test_tiger_generates_only_catalogue_items_and_round_trips(synthetic, tmp_path, capsys):
     data = load_amazon("beauty", synthetic / "data")
-    codes, fmt, _ = tiger.amazon_codes("beauty", str(synthetic / "data"), str(synthetic / "codes.json"))
+    codes, fmt, _ = amazon_codes("beauty", str(synthetic / "data"), str(synthetic / "codes.json"))
     config = tiger.TigerConfig(d_model=16, d_ff=32, layers=1, heads=2, d_kv=8, lr=0.01, batch_size=32, epochs=2,
                                beams=6, eval_every=1, valid_users=8)
     model = tiger.TigerModel.new(codes, fmt, config, {"category": "beauty"})
     sequences = [data.sequences[u] for u in sorted(data.sequences)]
-    summary = tiger.fit(model, sequences, tmp_path / "ckpt", progress=False)
+    summary = tiger_recipe.fit(model, sequences, tmp_path / "ckpt", progress=False)
     log = [json.loads(line) for line in (tmp_path / "ckpt" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"] and summary["epochs_run"] == 2
     ranked = model.generate([[1, 2, 3], [7, 8]], k=6)
@@ -200,7 +204,7 @@ def test_tiger_generates_only_catalogue_items_and_round_trips(synthetic, tmp_pat
 
 def test_a_checkpoint_of_another_category_is_refused(synthetic, tmp_path, capsys):
     data = load_amazon("beauty", synthetic / "data")
-    sasrec.fit([data.sequences[u] for u in sorted(data.sequences)], data.items,
+    sasrec_recipe.fit([data.sequences[u] for u in sorted(data.sequences)], data.items,
                sasrec.SASRecConfig(hidden=8, heads=1, epochs=1), tmp_path, progress=False, meta={"category": "sports"})
     code = eval_cli.main(["--model", "sasrec", "--model-args", f"checkpoint={tmp_path}", "--tasks", "amazon_beauty",
                           "--data-dir", str(synthetic / "data"), "--item-ids", str(synthetic / "codes.json"),
@@ -214,7 +218,7 @@ def test_sasrec_trains_on_a_slice_of_real_beauty(tmp_path):
     users = sorted(data.sequences)[:400]
     sequences = [data.sequences[u] for u in users]
     items = sorted({i for s in sequences for i in s})
-    summary = sasrec.fit(sequences, items, sasrec.SASRecConfig(loss="ce", hidden=16, heads=1, epochs=2, eval_every=1),
+    summary = sasrec_recipe.fit(sequences, items, sasrec.SASRecConfig(loss="ce", hidden=16, heads=1, epochs=2, eval_every=1),
                          tmp_path, progress=False)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log[1]["loss"] < log[0]["loss"] and summary["n_items"] == len(items) and summary["n_users"] == 400

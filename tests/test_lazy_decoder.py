@@ -9,9 +9,10 @@ import torch
 
 from recif_bench import sid
 from recif_bench.cli import eval as eval_cli
-from recif_bench.cli import train as train_cli
+from recif_bench.recommenders import lazy_decoder as ld
 from test_baselines import write_synthetic
-from trainers import lazy_decoder as ld
+from trainers import cli as train_cli
+from trainers import lazy_decoder as ld_recipe
 
 TINY = dict(d_model=16, layers=4, heads=4, kv_heads=2, kv_groups=2, d_ff=32, dropout=0.0, max_history=8)
 
@@ -63,14 +64,14 @@ def test_padding_the_history_does_not_change_the_logits():
 def test_training_learns_the_successor_rule_and_resumes(tmp_path):
     codes, fmt, sequences = successor_world()
     config = tiny_config(lr=0.02, batch_size=32, epochs=20, eval_every=20, beams=4, valid_users=12)
-    summary = ld.fit(ld.LazyDecoderModel.new(codes, fmt, config, {}), sequences, tmp_path, progress=False)
+    summary = ld_recipe.fit(ld.LazyDecoderModel.new(codes, fmt, config, {}), sequences, tmp_path, progress=False)
     losses = [json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert losses[-1] < 0.3 * losses[0] and summary["epochs_run"] == 20
     model = ld.LazyDecoderModel.load(tmp_path)
     top = model.generate([[2, 3, 4], [9, 10]], k=1)
     assert top == [[5], [11]]
     config.epochs = 21                                  # a longer run continues from the last checkpoint
-    ld.fit(ld.LazyDecoderModel.new(codes, fmt, config, {}), sequences, tmp_path, progress=False)
+    ld_recipe.fit(ld.LazyDecoderModel.new(codes, fmt, config, {}), sequences, tmp_path, progress=False)
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert epochs == list(range(1, 22))
 
@@ -159,10 +160,10 @@ def test_bad_checkpoints_and_codes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="collisions"):
         ld.LazyDecoderModel.new({"x": (0, 1), "y": (0, 1)}, sid.SidFormat(2, 4), tiny_config(), {})
     codes, fmt, sequences = successor_world()
-    ld.fit(ld.LazyDecoderModel.new(codes, fmt, tiny_config(epochs=1, beams=4), {}), sequences, tmp_path / "run",
+    ld_recipe.fit(ld.LazyDecoderModel.new(codes, fmt, tiny_config(epochs=1, beams=4), {}), sequences, tmp_path / "run",
            progress=False)
     with pytest.raises(ValueError, match="a checkpoint of a different run"):
-        ld.fit(ld.LazyDecoderModel.new(codes, fmt, tiny_config(epochs=2, d_ff=64, beams=4), {}), sequences,
+        ld_recipe.fit(ld.LazyDecoderModel.new(codes, fmt, tiny_config(epochs=2, d_ff=64, beams=4), {}), sequences,
                tmp_path / "run", progress=False)
 
 

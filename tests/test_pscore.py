@@ -11,8 +11,9 @@ import torch
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from recif_bench.cli import train as train_cli
 from recif_bench.data import mini
+from recif_bench.recommenders import pscore as pscore_model
+from trainers import cli as train_cli
 from trainers import pscore
 from trainers.common.config import ConfigError
 
@@ -55,7 +56,7 @@ def test_towers_learn_the_favourite_topic_structure(trained, world):
        ~0.017) we ask for half of the oracle's edge over 0.5 on long-view and not-interested; like's
        edge (~0.08) is under 5 s.e., so there a quarter of it (train seeds 0, 1, 2: 0.536, 0.573, 0.531)."""
     out, metrics = trained
-    model = pscore.PScoreModel.load(out)
+    model = pscore_model.PScoreModel.load(out)
     rates = {"longview": [], "like": [], "not_interested": []}
     favourite, oracle_labels = [], {k: [] for k in rates}
     for user in world.users:
@@ -80,14 +81,14 @@ def test_towers_learn_the_favourite_topic_structure(trained, world):
 
 def test_score_api_shape_range_and_unknowns(trained):
     out, _ = trained
-    model = pscore.PScoreModel.load(out)
+    model = pscore_model.PScoreModel.load(out)
     uid = int(model.histories.uids[0])
     pids = [int(p) for p in model.catalogue.pids[:7]] + [10**12]        # the last pid is in no table
     scores = model.score(uid, pids)
     assert len(scores) == len(pids) and all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores)
     assert len(set(scores)) > 1
     rates = model.rates(uid, pids)
-    assert set(rates) == {*pscore.FLAGS, "fused"} and rates["fused"] == scores
+    assert set(rates) == {*pscore_model.FLAGS, "fused"} and rates["fused"] == scores
     assert model.score(uid, []) == []
     assert model.score(uid, pids[2:3]) == pytest.approx(scores[2:3], abs=1e-6)   # a candidate's score is its own
     with pytest.raises(KeyError, match="uid -5 is not among"):
@@ -96,13 +97,13 @@ def test_score_api_shape_range_and_unknowns(trained):
 
 def test_round_trip_and_resume_keep_the_evaluated_checkpoint(trained, mini_dir, tmp_path):
     out, metrics = trained
-    model = pscore.PScoreModel.load(out / "model.pt")
+    model = pscore_model.PScoreModel.load(out / "model.pt")
     users = model.histories.uids[:5]
     pids = [int(p) for p in model.catalogue.pids[::97]]
-    copy = pscore.PScoreModel.load(model.save(tmp_path / "copy", {}))
+    copy = pscore_model.PScoreModel.load(model.save(tmp_path / "copy", {}))
     assert all(copy.score(int(u), pids) == model.score(int(u), pids) for u in users)
     # the stored checkpoint is the one the metrics describe
-    config = pscore.PScoreConfig()
+    config = pscore_model.PScoreConfig()
     data = pscore.load_recif(mini_dir / "raw", config, pscore.TrainConfig(**TRAIN))
     again = pscore.evaluate(model.net, model.histories, data.test)
     assert again["like"]["auc"] == pytest.approx(metrics["test"]["like"]["auc"], abs=1e-6)
@@ -123,10 +124,10 @@ def bce(logit: float, label: float) -> float:
 
 
 def test_loss_is_the_weighted_sum_of_tower_and_fused_bces():
-    config = pscore.PScoreConfig(towers=["like", "follow", "not_interested"], positive=["like", "follow"],
+    config = pscore_model.PScoreConfig(towers=["like", "follow", "not_interested"], positive=["like", "follow"],
                                  negative=["not_interested"])
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
-    assert pscore.fused_label(labels, config).tolist() == [1.0, 0.0, 0.0]   # liked / annoyed / nothing
+    assert pscore_model.fused_label(labels, config).tolist() == [1.0, 0.0, 0.0]   # liked / annoyed / nothing
     towers = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [-2.0, 1.0, 0.0]], requires_grad=True)
     fused = torch.tensor([1.0, -1.0, 0.25])
     weights = {"like": 2.0, "follow": 0.0, "not_interested": 0.5, "fused": 3.0}
@@ -143,11 +144,11 @@ def test_loss_is_the_weighted_sum_of_tower_and_fused_bces():
 
 def test_config_errors_name_the_setting():
     with pytest.raises(ConfigError, match="model.positive / model.negative name share"):
-        pscore.PScoreConfig.from_dict({"positive": ["like", "share"]})
+        pscore_model.PScoreConfig.from_dict({"positive": ["like", "share"]})
     with pytest.raises(ConfigError, match="loss.weights names ctr"):
-        pscore.loss_weights({"ctr": 1.0}, pscore.FLAGS)
+        pscore.loss_weights({"ctr": 1.0}, pscore_model.FLAGS)
     with pytest.raises(ConfigError, match="unknown model setting"):
-        pscore.PScoreConfig.from_dict({"layers": 3})
+        pscore_model.PScoreConfig.from_dict({"layers": 3})
     with pytest.raises(ConfigError, match="valid_fraction"):
         pscore.TrainConfig.from_dict({"valid_fraction": 1.0})
 
@@ -164,23 +165,23 @@ def test_bad_raw_tables_are_one_error_line(mini_dir, tmp_path, capsys):
     assert err.count("\n") == 0 and pscore.USERS_FILE in err and "target_video_like" in err
     (raw / pscore.SID_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=pscore.SID_FILE):
-        pscore.load_recif(raw, pscore.PScoreConfig(towers=["longview"], positive=["longview"], negative=[]),
+        pscore.load_recif(raw, pscore_model.PScoreConfig(towers=["longview"], positive=["longview"], negative=[]),
                           pscore.TrainConfig())
     with pytest.raises(FileNotFoundError, match="raw RecIF folder not found"):
-        pscore.load_recif(tmp_path / "nowhere", pscore.PScoreConfig(), pscore.TrainConfig())
+        pscore.load_recif(tmp_path / "nowhere", pscore_model.PScoreConfig(), pscore.TrainConfig())
     with pytest.raises(FileNotFoundError, match="P-Score model not found"):
-        pscore.PScoreModel.load(tmp_path / "out")
+        pscore_model.PScoreModel.load(tmp_path / "out")
 
 
 def test_history_samples_hide_their_own_video(mini_dir):
     """A history sample's video is blanked out of its user's history, so it cannot read its own flags."""
-    config = pscore.PScoreConfig(towers=["like"], positive=["like"], negative=[], max_history=8)
+    config = pscore_model.PScoreConfig(towers=["like"], positive=["like"], negative=[], max_history=8)
     data = pscore.load_recif(mini_dir / "raw", config, pscore.TrainConfig(valid_fraction=0.0))
     own = data.train.take((data.train.exclude >= 0).nonzero().squeeze(1)[:50])
     rows = data.histories.rows[own.users.numpy(), own.exclude.numpy()]
     assert np.array_equal(rows, own.items.numpy())            # the sample's video is that history slot
     seen = {}
-    net = pscore.PScoreNet(config, data.catalogue)
+    net = pscore_model.PScoreNet(config, data.catalogue)
     net.forward = lambda hist_rows, hist_flags, target_rows: seen.update(rows=hist_rows, flags=hist_flags)
     pscore._batch(net, data.histories, own)
     index = torch.arange(len(own))
@@ -191,7 +192,7 @@ def test_history_samples_hide_their_own_video(mini_dir):
 def test_misaligned_flags_are_skipped_and_a_table_without_test_users_is_refused(mini_dir, tmp_path, caplog):
     users = pd.read_parquet(mini_dir / "raw" / pscore.USERS_FILE)
     pd.read_parquet(mini_dir / "raw" / pscore.SID_FILE).to_parquet(tmp_path / pscore.SID_FILE)
-    config = pscore.PScoreConfig(towers=["like"], positive=["like"], negative=[])
+    config = pscore_model.PScoreConfig(towers=["like"], positive=["like"], negative=[])
     plain = pscore.TrainConfig(valid_fraction=0.0, history_samples=False)
     users.to_parquet(tmp_path / pscore.USERS_FILE)
     before = pscore.load_recif(tmp_path, config, plain)

@@ -149,7 +149,7 @@ def test_stage2_then_sft_give_a_checkpoint_recif_eval_loads(tiny_model_dir, trai
 
 
 def run_cli(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "recif_bench.cli.train", *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "trainers.cli", *args], cwd=REPO,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -197,7 +197,7 @@ def test_resume_skips_a_checkpoint_whose_save_was_cut_off(tmp_path):
 def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "recif_bench.cli.train", "sft",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "trainers.cli", "sft",
            "--config", str(REPO / "configs/train/tiny_sft.yaml"), "--set", f"model={tiny_model_dir}",
            "--set", f"data.dir={train_data}", "--set", f"output_dir={out}", "--set", "train.max_steps=2"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400,
@@ -230,7 +230,7 @@ def test_mixture_weights_repeat_and_subsample(tmp_path):
 
 
 def test_recif_train_bad_config_is_one_error_line(tmp_path, capsys):
-    from recif_bench.cli.train import main
+    from trainers.cli import main
 
     assert main(["sft", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

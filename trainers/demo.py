@@ -23,19 +23,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from recif_bench import sid
+from recif_bench.models.demo import DONE, FMT, VERSION, cache_dir, final_dir
 
 log = logging.getLogger(__name__)
 
-VERSION = "v2"
-FMT = sid.SidFormat(3, 256)
 STAGES = (("stage1", "pretrain"), ("stage2", "pretrain"), ("sft", "sft"))
-DONE = "demo-done.json"
-
-
-def cache_dir() -> Path:
-    root = Path(os.environ.get("RECIF_BENCH_CACHE", Path.home() / ".cache" / "recif_bench"))
-    return root / f"demo-{VERSION}"
 
 
 def config(name: str) -> dict[str, Any]:
@@ -47,8 +39,7 @@ def config(name: str) -> dict[str, Any]:
 
 def ensure(rebuild: bool = False) -> Path:
     """The demo model's folder, built first if needed (a few minutes on 2 CPU cores)."""
-    root = cache_dir()
-    final = root / "sft"
+    root, final = cache_dir(), final_dir()
     if rebuild and root.exists():
         shutil.rmtree(root)
     if (final / DONE).exists():

@@ -48,7 +48,7 @@ RewardFunction = Callable[..., list[float]]
 
 
 class Scorer(Protocol):
-    """What the pscore reward needs of :class:`trainers.pscore.PScoreModel`."""
+    """What the pscore reward needs of :class:`recif_bench.recommenders.pscore.PScoreModel`."""
 
     def score(self, uid: int, pids: Sequence[int]) -> list[float]: ...
 
@@ -170,8 +170,8 @@ def raw_dir(spec: Mapping[str, Any]) -> Path:
 
 
 def load_pscore(path: str | Path) -> Scorer:
-    """The trained P-Score model (``trainers.pscore``, issue 10 part 2)."""
-    from trainers.pscore import PScoreModel
+    """The trained P-Score model (:class:`recif_bench.recommenders.pscore.PScoreModel`)."""
+    from recif_bench.recommenders.pscore import PScoreModel
 
     return PScoreModel.load(path)
 
@@ -208,7 +208,7 @@ def build(spec: Mapping[str, Any], fmt: sid.SidFormat, catalogue: Catalogue | No
     if kind == "pscore":
         if scorer is None:
             if not spec.get("pscore_model"):
-                raise ConfigError("reward.kind pscore needs reward.pscore_model (a trained trainers.pscore model)")
+                raise ConfigError("reward.kind pscore needs reward.pscore_model (a model folder written by recif-train pscore)")
             scorer = load_pscore(spec["pscore_model"])
 
         def pscore(prompts: Sequence[Any], completions: Sequence[str], source: Sequence[str], uid: Sequence[int],

@@ -259,7 +259,7 @@ def load_writer(settings: Settings) -> Writer:
     from recif_bench.models.genspec import GenSpec
 
     if settings.model == "demo":
-        from trainers import demo
+        from recif_bench.models import demo
 
         model = str(demo.ensure())
     else:

@@ -1,4 +1,4 @@
-"""Command-line entry points of recif-bench (recif-eval, recif-train, recif-items, recif-data)."""
+"""Command-line entry points of the library (recif-eval, recif-items, recif-data; recif-train is trainers.cli)."""
 
 import logging
 

@@ -1,6 +1,6 @@
 """``recif-eval --model demo``: build (once) the demo model, evaluate it and popularity on the same rows.
 
-The demo model is trained from scratch on mini-RecIF (see :mod:`trainers.demo`).  Unless the
+The demo model is trained from scratch on mini-RecIF (see :mod:`recif_bench.models.demo`).  Unless the
 command names tasks or rows, the run covers the recommendation and prediction tasks (layers 1-2;
 the two text tasks need a judge and long generations) on a seeded sample of ``DEMO_SAMPLE`` rows
 per task, so it finishes in minutes on a CPU; popularity is scored on exactly the same rows and
@@ -23,7 +23,7 @@ DEFAULT_TASKS = "recif_bench"
 
 
 def run_demo(args: argparse.Namespace, run: Callable[[argparse.Namespace], int]) -> int:
-    from trainers import demo
+    from recif_bench.models import demo
 
     model_dir = demo.ensure()
     args = copy(args)

@@ -11,61 +11,9 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from pathlib import Path
-from typing import Hashable, Protocol
 
 from recif_bench import sid
-
-
-class ItemModel(Protocol):
-    """What a trained checkpoint offers: item keys it knows, and a top-k over them after a history."""
-
-    max_history: int
-    meta: dict
-
-    def top_items(self, history: list[Hashable], k: int) -> list[Hashable]: ...
-
-    def item_score(self, history: list[Hashable], item: Hashable) -> float: ...
-
-
-class SASRecModel:
-    def __init__(self, path: str | Path) -> None:
-        from trainers import sasrec
-
-        self._sasrec = sasrec
-        self.model, self.index, ckpt = sasrec.load(path)
-        self.meta = ckpt.get("meta", {})
-        self.max_history = self.model.config.max_len
-        self.exclude_history = bool(ckpt.get("exclude_history", False))   # trained on repeat-free sequences
-
-    def top_items(self, history: list[Hashable], k: int) -> list[Hashable]:
-        encoded = self.index.encode(history)
-        ranked = self._sasrec.recommend(self.model, encoded, k, exclude_history=self.exclude_history)
-        return [self.index.items[i - 1] for i in ranked]
-
-    def item_score(self, history: list[Hashable], item: Hashable) -> float:
-        import torch
-
-        if item not in self.index.index:
-            return 0.0
-        with torch.no_grad():
-            logits = self.model.scores(self._sasrec.pad_left([self.index.encode(history)], self.model.config.max_len))
-        return float(torch.sigmoid(logits[0, self.index.index[item]]))
-
-
-def _load_tiger(path: str | Path) -> ItemModel:
-    from trainers import tiger
-
-    return tiger.TigerModel.load(path)
-
-
-def _load_lazy_decoder(path: str | Path) -> ItemModel:
-    from trainers import lazy_decoder
-
-    return lazy_decoder.LazyDecoderModel.load(path)
-
-
-LOADERS = {"sasrec": SASRecModel, "tiger": _load_tiger, "lazy_decoder": _load_lazy_decoder}
+from recif_bench.recommenders import LOADERS, ItemModel
 
 
 @lru_cache(maxsize=8)

@@ -7,9 +7,9 @@ from typing import Any, Iterable
 
 import yaml
 
+from recif_bench.recommenders.settings import ConfigError
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be used (missing key, bad value)."""
+__all__ = ["ConfigError", "apply_override", "load", "require"]
 
 
 def load(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:

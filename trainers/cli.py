@@ -1,4 +1,4 @@
-"""``recif-train``: build training data, pretrain (stage 1 / 2), SFT, or build the demo model.
+"""``recif-train``: build training data, pretrain (stage 1 / 2), SFT, or build the demo model (the recipes' CLI).
 
     recif-train build-data --raw path/to/raw --out runs/data [--benchmark runs/bench]
     recif-train pretrain --config configs/train/tiny_stage1.yaml [--set train.max_steps=10 ...]
