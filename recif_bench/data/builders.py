@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from recif_bench import sid
 from recif_bench.data import templates as T
+from recif_bench.data.item_codes import PidCodes
 
 Codes = tuple[int, ...]
 VIDEO_HISTORY, TARGETS, AD_HISTORY, SIDE_HISTORY, PER_TYPE_HISTORY = 512, 10, 200, 100, 10
@@ -27,18 +28,20 @@ VIDEO_HISTORY, TARGETS, AD_HISTORY, SIDE_HISTORY, PER_TYPE_HISTORY = 512, 10, 20
 
 @dataclass
 class ItemMaps:
-    """pid -> SID codes: videos and ads share one space, products have their own."""
+    """pid -> SID codes: videos and ads share one space, products have their own.
 
-    video: dict[int, Codes]
-    product: dict[int, Codes]
+    Built from tables, each space is a compact :class:`PidCodes`; any ``Mapping`` works too.
+    """
+
+    video: Mapping[int, Codes]
+    product: Mapping[int, Codes]
     fmt: sid.SidFormat = sid.DEFAULT_FORMAT
 
     @classmethod
     def from_tables(cls, video_table, product_table, fmt: sid.SidFormat = sid.DEFAULT_FORMAT) -> "ItemMaps":
-        def to_map(table) -> dict[int, Codes]:
-            return {int(p): tuple(int(c) for c in s) for p, s in zip(table["pid"], table["sid"])}
-
-        return cls(to_map(video_table), to_map(product_table), fmt)
+        """From the raw ``video_ad_pid2sid`` and ``product_pid2sid`` tables (pandas or pyarrow)."""
+        return cls(PidCodes.from_table(video_table, "video_ad_pid2sid"),
+                   PidCodes.from_table(product_table, "product_pid2sid"), fmt)
 
 
 @dataclass
@@ -79,6 +82,8 @@ def _list(value: Any) -> list:
 
 def _mapped(pids: Iterable, mapping: Mapping[int, Codes]) -> list[tuple[int, Codes]]:
     """(pid, codes) of the pids that have a SID; unmapped pids are dropped, as the reference."""
+    if isinstance(mapping, PidCodes):
+        return mapping.mapped(pids)
     return [(int(p), mapping[int(p)]) for p in pids if int(p) in mapping]
 
 

@@ -25,6 +25,8 @@ import random
 import shutil
 import tempfile
 from collections import Counter
+from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 
 from recif_bench import sid
@@ -82,6 +84,9 @@ class World:
         self.video_sid = self._sids(self.videos, set())
         self.ad_sid = self._sids(self.ads, set(self.video_sid.values()))
         self.product_sid = self._sids(self.products, set())
+        # topic groups are drawn from for every pick: built once, so the world grows linearly with its scale
+        self.groups = {kind: self._by_topic(items)
+                       for kind, items in (("video", self.videos), ("ad", self.ads), ("product", self.products))}
         self.users = [self._user(uid) for uid in range(1, n(1300) + 1)]
 
     def _items(self, first_id: int, count: int, kind: str) -> dict[int, int]:
@@ -119,14 +124,13 @@ class World:
         for _ in range(k):
             topic = rng.choice(favourites) if rng.random() < loyalty else rng.randrange(len(TOPICS))
             group = groups[topic] or groups[favourites[0]]
-            weights = [1.0 / (rank + 1) for rank in range(len(group))]
-            out.append(rng.choices(group, weights)[0])
+            out.append(rng.choices(group, cum_weights=_zipf_cumulative(len(group)))[0])
         return out
 
     def _user(self, uid: int) -> dict:
         rng = random.Random(f"mini-recif:{self.seed}:user:{uid}")
         favourites = rng.sample(range(len(TOPICS)), rng.choice([1, 2, 2, 3]))
-        videos, ads, products = (self._by_topic(d) for d in (self.videos, self.ads, self.products))
+        videos, ads, products = (self.groups[kind] for kind in ("video", "ad", "product"))
         history = self._pick(rng, videos, favourites, rng.randint(20, 70))
         targets = self._pick(rng, videos, favourites, 10)
         user: dict = {"uid": uid, "split": 1 if rng.random() < 0.3 else 0, "favourites": favourites,
@@ -159,7 +163,7 @@ class World:
         for topic in user["favourites"][:2]:
             word = rng.choice(TOPICS[TOPIC_NAMES[topic]])
             matching = [p for p in user["target_video_pid"] if self.videos[p] == topic]
-            keywords[word] = matching or self._pick(rng, self._by_topic(self.videos), [topic], 3, 1.0)
+            keywords[word] = matching or self._pick(rng, self.groups["video"], [topic], 3, 1.0)
         target = user["target_video_pid"][0]
         topic = TOPIC_NAMES[self.videos[target]]
         cot = (f"预测分析：用户的历史观看集中在{'、'.join(names)}，近期多次完整观看相关视频。"
@@ -169,6 +173,12 @@ class World:
                 "inter_keyword_to_items": json.dumps(keywords, ensure_ascii=False),
                 "reco_gsu_caption": "；".join(self.caption(p) for p in user["hist_video_pid"][-2:]),
                 "reco_target_caption": self.caption(target), "reco_cot": cot, "target_pid": target}
+
+
+@lru_cache(maxsize=None)
+def _zipf_cumulative(size: int) -> list[float]:
+    """Cumulative Zipf weights 1/(rank+1): the very floats ``random.choices`` would accumulate itself."""
+    return list(accumulate(1.0 / (rank + 1) for rank in range(size)))
 
 
 def _raw_tables(world: World):
