@@ -1,6 +1,6 @@
 """``recif-train``: build training data, pretrain (stage 1 / 2), SFT, or build the demo model (the recipes' CLI).
 
-    recif-train build-data --raw path/to/raw --out runs/data [--benchmark runs/bench]
+    recif-train build-data --raw path/to/raw --out runs/data [--benchmark runs/bench] [--num-proc N]
     recif-train pretrain --config configs/train/tiny_stage1.yaml [--set train.max_steps=10 ...]
     recif-train sft --config configs/train/tiny_sft.yaml
     recif-train distill --config configs/train/tiny_distill.yaml
@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=42)
     data.add_argument("--sid-levels", type=int, default=3)
     data.add_argument("--sid-codebook", type=int, default=8192)
+    data.add_argument("--num-proc", type=int, default=0, help="worker processes (default 0: every core); "
+                      "the output is the same for every value")
+    data.add_argument("--batch-rows", type=int, default=1000, help="raw rows a worker builds at a time (memory)")
+    data.add_argument("--shard-rows", type=int, default=50_000, help="raw rows per output shard")
+    data.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local processes, or Ray Data (pip install '.[scale]') to run on a cluster")
     for name, text in (("pretrain", "stage 1 itemic alignment or stage 2 co-pretraining"), ("sft", "multi-task SFT"),
                        ("sasrec", "SASRec baseline (BCE or CE loss)"), ("tiger", "TIGER baseline (SIDs + T5)"),
                        ("lazy-decoder", "OneRec-V2 lazy decoder-only recommender over item SIDs"),
@@ -55,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from recif_bench.data.reader import DataError
     from trainers.common.config import ConfigError
 
     args = build_parser().parse_args(argv)
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(run(args))
         return 0
-    except (ConfigError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (ConfigError, DataError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"recif-train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -87,18 +94,20 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def build_data(args: argparse.Namespace) -> Path:
-    from recif_bench.data import builders, mini, training
+    from recif_bench.data import build, mini
 
     raw = mini.default_data_dir() / "raw" if args.raw == "mini" else Path(args.raw)
-    fmt = SidFormat(args.sid_levels, args.sid_codebook)
-    counts = training.write(training.build_all(raw, args.seed, fmt), args.out)
+    settings = build.BuildSettings(str(raw), args.out, args.seed, args.sid_levels, args.sid_codebook, args.batch_rows,
+                                   args.shard_rows, args.benchmark, num_proc=args.num_proc)
+    if args.engine == "ray":
+        from recif_bench.data import build_ray
+
+        counts = build_ray.build(settings)
+    else:
+        counts = build.build(settings)
     for name, n in counts.items():
         print(f"{name:<28} {n:>8} rows", file=sys.stderr)
     if args.benchmark:
-        users, maps, captions = training.load_raw(raw, fmt)
-        examples = builders.build_user_tasks(users, maps, split=1, seed=args.seed)
-        examples["item_understand"] = builders.build_item_understand(captions, maps, args.seed)
-        builders.write_benchmark(examples, Path(args.benchmark))
         print(f"benchmark files of the test users: {args.benchmark}", file=sys.stderr)
     return Path(args.out)
 

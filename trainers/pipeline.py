@@ -29,15 +29,14 @@ RECIPES = ("pretrain", "sft", "distill", "rl")
 
 
 def build_data(config: Mapping[str, Any], out: Path) -> Path:
-    from recif_bench import sid
-    from recif_bench.data import mini, training
+    from recif_bench.data import build, mini
 
     spec = dict(config.get("build_data") or {})
-    if (out / "sft_video.parquet").exists():
+    if build.is_built(out):
         return out
     raw = mini.default_data_dir() / "raw" if spec.get("raw", "mini") == "mini" else Path(spec["raw"])
-    fmt = sid.SidFormat(int(config.get("sid_levels", 3)), int(config.get("sid_codebook", 8192)))
-    training.write(training.build_all(raw, int(spec.get("seed", 42)), fmt), out)
+    build.build(build.BuildSettings(str(raw), str(out), int(spec.get("seed", 42)), int(config.get("sid_levels", 3)),
+                                    int(config.get("sid_codebook", 8192)), num_proc=int(spec.get("num_proc", 0))))
     return out
 
 

@@ -33,5 +33,6 @@ def main(config: dict[str, Any]) -> Path:
         trainer.train_only_itemic_rows(model, ids)
         train["weight_decay"] = 0.0   # decay would move the frozen text rows
         log.warning("stage 1: training %d itemic rows only", len(ids))
-    data, collator = dataset.build(require(config, "data"), tokenizer)
+    data, collator = dataset.build(require(config, "data"), tokenizer,
+                                     Path(require(config, "output_dir")) / dataset.CACHE_DIR)
     return trainer.run(model, tokenizer, data, collator, require(config, "output_dir"), train)

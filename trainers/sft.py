@@ -21,6 +21,7 @@ from trainers.common.config import require
 
 def main(config: dict[str, Any]) -> Path:
     model, tokenizer = trainer.load_model(require(config, "model"))
-    data, collator = dataset.build(require(config, "data"), tokenizer)
+    data, collator = dataset.build(require(config, "data"), tokenizer,
+                                     Path(require(config, "output_dir")) / dataset.CACHE_DIR)
     return trainer.run(model, tokenizer, data, collator, require(config, "output_dir"),
                        dict(config.get("train") or {}))

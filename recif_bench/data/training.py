@@ -108,21 +108,35 @@ def load_raw(raw_dir: str | Path, fmt: sid.SidFormat = sid.DEFAULT_FORMAT):
     return tables["users"], maps, tables["captions"]
 
 
+def user_rows(users: Iterable[Mapping], maps: builders.ItemMaps, seed: int) -> dict[str, list[dict[str, str]]]:
+    """The training rows (no uuid yet) of a batch of users; test users (split 1) give none."""
+    train = [u for u in users if int(u["split"]) == 0]
+    out: dict[str, list[dict[str, str]]] = {
+        "pretrain_video_rec": [r for u in train for r in video_rec_pretrain(u, maps)],
+        "pretrain_user_profile": [r for u in train for r in user_profile_pretrain(u, maps)],
+    }
+    examples = builders.build_user_tasks(train, maps, split=0, seed=seed)
+    out.update({f"sft_{task}": sft_rows(rows) for task, rows in examples.items()})
+    return out
+
+
+def caption_rows(captions: Iterable[Mapping], maps: builders.ItemMaps, seed: int) -> dict[str, list[dict[str, str]]]:
+    """The item-understanding rows (no uuid yet) of a batch of caption rows (every item, no user split)."""
+    captions = list(captions)
+    return {"pretrain_item_understand": [r for c in captions
+                                         for r in item_understand_pretrain(c["pid"], c["dense_caption"], maps, seed)],
+            "sft_item_understand": sft_rows(builders.build_item_understand(captions, maps, seed))}
+
+
 def build_all(raw_dir: str | Path, seed: int = 42, fmt: sid.SidFormat = sid.DEFAULT_FORMAT,
               ) -> dict[str, list[dict[str, str]]]:
-    """Every training file of the reference's run.sh: ``pretrain_<task>`` and ``sft_<task>`` rows."""
+    """Every training file of the reference's run.sh, in memory: for small inputs and tests
+    (:mod:`recif_bench.data.build` streams the same rows for inputs of any size)."""
     users, maps, captions = load_raw(raw_dir, fmt)
-    train_users = [u for u in builders._rows(users) if int(u["split"]) == 0]
-    out: dict[str, list[dict[str, str]]] = {
-        "pretrain_video_rec": [r for u in train_users for r in video_rec_pretrain(u, maps)],
-        "pretrain_user_profile": [r for u in train_users for r in user_profile_pretrain(u, maps)],
-        "pretrain_item_understand": [r for c in builders._rows(captions)
-                                     for r in item_understand_pretrain(c["pid"], c["dense_caption"], maps, seed)],
-    }
-    examples = builders.build_user_tasks(train_users, maps, split=0, seed=seed)
-    examples["item_understand"] = builders.build_item_understand(captions, maps, seed)
-    out.update({f"sft_{task}": sft_rows(rows) for task, rows in examples.items()})
-    return {name: with_uuids(name, rows) for name, rows in out.items()}
+    out = {**user_rows(builders._rows(users), maps, seed), **caption_rows(builders._rows(captions), maps, seed)}
+    order = ["pretrain_video_rec", "pretrain_user_profile", "pretrain_item_understand",
+             *(f"sft_{t}" for t in builders.USER_BUILDERS), "sft_item_understand"]
+    return {name: with_uuids(name, out[name]) for name in order}
 
 
 def write(files: Mapping[str, list[dict[str, str]]], out_dir: str | Path) -> dict[str, int]:

@@ -14,22 +14,25 @@ from typing import Any, Sequence
 from trainers.common.samples import IGNORE, Sample
 
 
+def pack_bounds(lengths: Sequence[int], max_length: int) -> list[tuple[int, int]]:
+    """[start, end) of packs of consecutive samples with at most ``max_length`` tokens (order kept)."""
+    bounds: list[tuple[int, int]] = []
+    start = used = 0
+    for index, length in enumerate(lengths):
+        if length > max_length:
+            raise ValueError(f"sample of {length} tokens does not fit max_length={max_length}")
+        if used and used + length > max_length:
+            bounds.append((start, index))
+            start, used = index, 0
+        used += length
+    if used:
+        bounds.append((start, len(lengths)))
+    return bounds
+
+
 def pack(samples: Sequence[Sample], max_length: int) -> list[list[Sample]]:
     """Consecutive samples grouped into packs of at most ``max_length`` tokens (order kept)."""
-    packs: list[list[Sample]] = []
-    current: list[Sample] = []
-    used = 0
-    for sample in samples:
-        if len(sample) > max_length:
-            raise ValueError(f"sample of {len(sample)} tokens does not fit max_length={max_length}")
-        if current and used + len(sample) > max_length:
-            packs.append(current)
-            current, used = [], 0
-        current.append(sample)
-        used += len(sample)
-    if current:
-        packs.append(current)
-    return packs
+    return [list(samples[a:b]) for a, b in pack_bounds([len(s) for s in samples], max_length)]
 
 
 class PackedCollator:

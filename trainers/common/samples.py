@@ -92,20 +92,40 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return frame.to_dict("records")
 
 
-def mix(files: Mapping[str, float], data_dir: str | Path, seed: int) -> list[dict[str, Any]]:
-    """Rows of each ``<data_dir>/<name>.parquet`` repeated ``weight`` times (fractions drawn seeded),
-    shuffled together: the task mixture of a recipe."""
+def data_files(data_dir: str | Path, name: str) -> list[Path]:
+    """The files of a mixture entry: a file name with its suffix, or an output of `recif-train build-data`
+    (its shards ``<name>-00000-of-000NN.parquet`` or a single ``<name>.parquet``)."""
+    from recif_bench.data.build import output_files
+
+    path = Path(data_dir) / name
+    files = [path] if path.suffix else output_files(data_dir, name)
+    if not files or not files[0].exists():
+        raise FileNotFoundError(f"{path if path.suffix else path.with_suffix('.parquet')}: training data file not "
+                                "found (run `recif-train build-data` first?)")
+    return files
+
+
+def mixture_order(sizes: Mapping[str, int], files: Mapping[str, float], seed: int) -> list[tuple[str, int]]:
+    """(entry, row) pairs of a mixture: each entry's rows ``weight`` times (a fraction drawn seeded),
+    shuffled together.  Only positions are drawn, so the rows themselves never need to be in memory."""
     rng = random.Random(seed)
-    rows: list[dict[str, Any]] = []
+    order: list[tuple[str, int]] = []
     for name, weight in files.items():
         if weight < 0:
             raise ValueError(f"mixture weight of {name} is negative ({weight})")
-        path = Path(data_dir) / name
-        file_rows = read_rows(path if path.suffix else path.with_suffix(".parquet"))
+        positions = range(sizes[name])
         whole, fraction = divmod(float(weight), 1.0)
-        rows += file_rows * int(whole) + rng.sample(file_rows, round(fraction * len(file_rows)))
-    rng.shuffle(rows)
-    return rows
+        order += [(name, i) for i in positions] * int(whole)
+        order += [(name, i) for i in rng.sample(positions, round(fraction * len(positions)))]
+    rng.shuffle(order)
+    return order
+
+
+def mix(files: Mapping[str, float], data_dir: str | Path, seed: int) -> list[dict[str, Any]]:
+    """Rows of each mixture entry repeated ``weight`` times (fractions drawn seeded), shuffled together:
+    the task mixture of a recipe, in memory (the prompt sets of distillation and RL)."""
+    rows = {name: [r for f in data_files(data_dir, name) for r in read_rows(f)] for name in files}
+    return [rows[name][i] for name, i in mixture_order({n: len(r) for n, r in rows.items()}, files, seed)]
 
 
 def tokenize_all(tokenizer: Any, rows: Iterable[Mapping[str, Any]], max_length: int) -> list[Sample]:
