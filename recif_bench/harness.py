@@ -16,15 +16,9 @@ from typing import Any, Sequence
 from recif_bench import chat, sid
 from recif_bench.benchmark import task_info
 from recif_bench.data.reader import load_task, resolve_data_dir
+from recif_bench.options import as_bool
 
 log = logging.getLogger(__name__)
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def as_bool(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
-
 
 def _opt_int(value: Any) -> int | None:
     return None if value in (None, "", "None") else int(value)
@@ -44,7 +38,7 @@ def load_docs(recif_task: str, data_dir: str | None = None, thinking: Any = Fals
                                 seed=int(seed), fmt=fmt)
     tokenizer = _tokenizer(pretrained) if chat_template == chat.MODEL_TEMPLATE else None
     mapping = root / info.mapping_file if info.mapping_file else None
-    think = as_bool(thinking)
+    think = as_bool(thinking, "thinking")
     rows = {
         "task": [info.name] * len(samples),
         "sample_id": [s.sample_id for s in samples],

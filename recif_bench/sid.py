@@ -25,7 +25,20 @@ SID_END = "<|sid_end|>"
 LEVEL_LETTERS = "abcdefgh"
 THINK_END = "</think>"
 
-_CODE_TOKEN = re.compile(r"<s_([a-h])_(\d+)>")
+CODE_TOKEN_FORMAT = "<s_{letter}_{code}>"     # the one spelling of an itemic code token
+
+
+def code_token(level: int, code: int) -> str:
+    """The token of ``code`` at ``level`` (0-based): ``code_token(1, 7)`` is ``<s_b_7>``."""
+    return CODE_TOKEN_FORMAT.format(letter=LEVEL_LETTERS[level], code=int(code))
+
+
+def code_token_regex(letter: str = f"[{LEVEL_LETTERS}]", code: str = r"\d+") -> str:
+    """A regular expression of code tokens, from regular expressions of the letter and of the code."""
+    return CODE_TOKEN_FORMAT.format(letter=letter, code=code)
+
+
+CODE_TOKEN = re.compile(code_token_regex(f"([{LEVEL_LETTERS}])", r"(\d+)"))   # groups: letter, code
 
 
 class SidError(ValueError):
@@ -51,15 +64,14 @@ class SidFormat:
 
     def code_tokens(self) -> list[str]:
         """Every code token in vocabulary order: all of level a, then b, ... (as the reference adds them)."""
-        return [f"<s_{letter}_{i}>" for letter in self.letters for i in range(self.codebook_size)]
+        return [code_token(level, i) for level in range(self.levels) for i in range(self.codebook_size)]
 
     def itemic_tokens(self) -> list[str]:
         """Code tokens followed by the two delimiters: the tokens to add to an LLM tokenizer."""
         return self.code_tokens() + [SID_BEGIN, SID_END]
 
     def body_pattern(self) -> re.Pattern[str]:
-        parts = "".join(rf"<s_{letter}_(\d+)>" for letter in self.letters)
-        return re.compile(parts)
+        return re.compile("".join(code_token_regex(letter, r"(\d+)") for letter in self.letters))
 
 
 DEFAULT_FORMAT = SidFormat()
@@ -68,7 +80,7 @@ DEFAULT_FORMAT = SidFormat()
 def render_body(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> str:
     """``(1, 2, 3)`` -> ``<s_a_1><s_b_2><s_c_3>``, validated against ``fmt``."""
     _check_codes(codes, fmt)
-    return "".join(f"<s_{letter}_{int(c)}>" for letter, c in zip(fmt.letters, codes))
+    return "".join(code_token(level, c) for level, c in enumerate(codes))
 
 
 def render(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> str:
@@ -88,8 +100,8 @@ def parse_body(text: str, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...]:
         body = body[len(SID_BEGIN):]
     if body.endswith(SID_END):
         body = body[: -len(SID_END)]
-    tokens = _CODE_TOKEN.findall(body)
-    if _CODE_TOKEN.sub("", body) != "":
+    tokens = CODE_TOKEN.findall(body)
+    if CODE_TOKEN.sub("", body) != "":
         raise SidError(f"not a SID (unexpected text): {text!r}")
     if len(tokens) != fmt.levels:
         raise SidError(f"SID has {len(tokens)} levels, expected {fmt.levels}: {text!r}")

@@ -33,7 +33,8 @@ from recif_bench import chat
 from recif_bench.benchmark import AMAZON_PREFIX, task_info
 from recif_bench.data.amazon import AmazonDataset, Example, load_amazon
 from recif_bench.data.reader import DataError, LoadReport
-from recif_bench.harness import _candidates, _opt_int, as_bool
+from recif_bench.harness import _candidates, _opt_int
+from recif_bench.options import as_bool
 from recif_bench.itemic.collisions import CatalogueError, ItemCatalogue, ItemId, text_keywords
 from recif_bench.metrics.ranking import _ranking_metrics
 
@@ -152,7 +153,8 @@ def load(task: str, data_dir: str | None, item_ids: str = "auto", text_augmented
     """Validated examples and identifiers of one task; every input error is raised here, before a model runs."""
     category, root = category_of(task), require_data_dir(data_dir)
     data = dataset(category, root)
-    items = catalogue(category, root, str(item_ids), as_bool(text_augmented), collision_mode, fallback)
+    augmented = as_bool(text_augmented, "text_augmented")
+    items = catalogue(category, root, str(item_ids), augmented, collision_mode, fallback)
     examples = data.examples("test")
     chosen = select(examples, _opt_int(limit), _opt_int(sample), int(seed))
     report = AmazonReport(task_info(task).name, str(data.root), data.fingerprint, len(examples) + data.n_short_users,
@@ -182,7 +184,8 @@ def load_docs(amazon_task: str, data_dir: str | None = None, item_ids: str = "au
         "target": [e.target for e in examples],
     }
     settings = {"category": data.category, "data_dir": str(data_dir), "item_ids": str(item_ids),
-                "text_augmented": as_bool(text_augmented), "collision_mode": collision_mode, "fallback": fallback}
+                "text_augmented": as_bool(text_augmented, "text_augmented"), "collision_mode": collision_mode,
+                "fallback": fallback}
     rows.update({key: [value] * n for key, value in settings.items()})
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
 

@@ -100,4 +100,4 @@ def test_tiny_model_round_trips_and_generation_keeps_itemic_tokens(tiny_model_di
     out = model2.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id,
                           prefix_allowed_tokens_fn=lambda *_: allowed)
     decoded = tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    assert len(sid._CODE_TOKEN.findall(decoded)) == 3 and sid._CODE_TOKEN.sub("", decoded) == ""
+    assert len(sid.CODE_TOKEN.findall(decoded)) == 3 and sid.CODE_TOKEN.sub("", decoded) == ""

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from recif_bench import sid
 from recif_bench.models.demo import DONE, FMT, VERSION, cache_dir, final_dir
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def corpus(data_dir: Path) -> list[str]:
 def _strip_sids(text: str) -> str:
     import re
 
-    return re.sub(r"<\|sid_begin\|>.*?<\|sid_end\|>", " ", text)
+    return re.sub(f"{re.escape(sid.SID_BEGIN)}.*?{re.escape(sid.SID_END)}", " ", text)
 
 
 def build_base(out: Path, data_dir: Path) -> Path:

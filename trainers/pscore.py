@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recif_bench.data.builders import _list
 from recif_bench.data.training import RAW_FILES
 from recif_bench.metrics.classification import auc, wuauc
 from recif_bench.recommenders.checkpoint import load_checkpoint, save_atomic
@@ -110,12 +110,6 @@ class RecifData:
     fingerprint: str
 
 
-def _as_list(value: Any) -> list:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return list(value.tolist() if hasattr(value, "tolist") else value)
-
-
 def _read(path: Path, columns: Sequence[str]):
     """A parquet table with the given columns, or one error line naming the file and the missing column."""
     import pandas as pd
@@ -151,8 +145,8 @@ def load_recif(raw_dir: str | Path, config: PScoreConfig, train: TrainConfig) ->
     users = _read(raw_dir / USERS_FILE, columns)
     sid_table = _read(raw_dir / SID_FILE, ["pid", "sid"]) if config.use_sid else None
 
-    hists = [[int(p) for p in _as_list(h)] for h in users["hist_video_pid"]]
-    targets = [[int(p) for p in _as_list(t)] for t in users["target_video_pid"]]
+    hists = [[int(p) for p in _list(h)] for h in users["hist_video_pid"]]
+    targets = [[int(p) for p in _list(t)] for t in users["target_video_pid"]]
     hist_flags = {t: users[f"hist_video_{t}"].tolist() for t in towers} if read_hist_flags else {}
     target_flags = {t: users[f"target_video_{t}"].tolist() for t in towers}
     splits = users["split"].astype(int).to_numpy()
@@ -196,7 +190,7 @@ def load_recif(raw_dir: str | Path, config: PScoreConfig, train: TrainConfig) ->
 
 def _aligned(per_flag: list[Any], length: int) -> np.ndarray | None:
     """(length, F) 0/1 flags from one list per flag, or None when any list is absent or misaligned."""
-    lists = [_as_list(value) for value in per_flag]
+    lists = [_list(value) for value in per_flag]
     if any(len(values) != length for values in lists):
         return None
     return np.array(lists, dtype=np.uint8).reshape(len(lists), length).T
@@ -222,7 +216,7 @@ def _catalogue(hists: list[list[int]], targets: list[list[int]], splits: np.ndar
                 counts[pid] = counts.get(pid, 0) + 1
     sids: dict[int, list[int]] = {}
     if sid_table is not None:
-        sids = {int(p): [int(c) for c in _as_list(s)] for p, s in zip(sid_table["pid"], sid_table["sid"])}
+        sids = {int(p): [int(c) for c in _list(s)] for p, s in zip(sid_table["pid"], sid_table["sid"])}
     pids = np.array(sorted(set(sids) | {p for seq in hists + targets for p in seq}), dtype=np.int64)
     frequent = sorted(p for p, n in counts.items() if n >= config.min_item_count) if config.use_pid else []
     own = {p: i for i, p in enumerate(frequent, UNKNOWN + 1)}

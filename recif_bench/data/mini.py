@@ -31,6 +31,7 @@ from pathlib import Path
 
 from recif_bench import sid
 from recif_bench.data import builders
+from recif_bench.data.training import RAW_FILES
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +237,10 @@ def generate(out_dir: str | Path, seed: int = 0, scale: float = 1.0) -> Path:
     try:
         raw = tmp / "raw"
         raw.mkdir()
-        users.to_parquet(raw / "onerec_bench_release.parquet", index=False)
-        video_table.to_parquet(raw / "video_ad_pid2sid.parquet", index=False)
-        product_table.to_parquet(raw / "product_pid2sid.parquet", index=False)
-        captions.to_parquet(raw / "pid2caption.parquet", index=False)
+        users.to_parquet(raw / RAW_FILES["users"], index=False)
+        video_table.to_parquet(raw / RAW_FILES["video"], index=False)
+        product_table.to_parquet(raw / RAW_FILES["product"], index=False)
+        captions.to_parquet(raw / RAW_FILES["captions"], index=False)
         builders.write_benchmark(examples, tmp)
         video_cols = ["hist_video_pid", "target_video_pid", "hist_ad_pid", "target_ad_pid"]
         goods_cols = ["hist_goods_pid", "target_goods_pid"]
@@ -268,10 +269,11 @@ def train_examples(data_dir: str | Path, seed: int = 0) -> dict[str, list[builde
     import pandas as pd
 
     raw = Path(data_dir) / "raw"
-    maps = builders.ItemMaps.from_tables(pd.read_parquet(raw / "video_ad_pid2sid.parquet"),
-                                         pd.read_parquet(raw / "product_pid2sid.parquet"), FORMAT)
-    examples = builders.build_user_tasks(pd.read_parquet(raw / "onerec_bench_release.parquet"), maps, 0, seed)
-    examples["item_understand"] = builders.build_item_understand(pd.read_parquet(raw / "pid2caption.parquet"), maps, seed)
+    maps = builders.ItemMaps.from_tables(pd.read_parquet(raw / RAW_FILES["video"]),
+                                         pd.read_parquet(raw / RAW_FILES["product"]), FORMAT)
+    examples = builders.build_user_tasks(pd.read_parquet(raw / RAW_FILES["users"]), maps, 0, seed)
+    captions = pd.read_parquet(raw / RAW_FILES["captions"])
+    examples["item_understand"] = builders.build_item_understand(captions, maps, seed)
     return examples
 
 

@@ -28,6 +28,10 @@ SFT_SOURCES = {"video": "RecIF_VideoRec", "ad": "RecIF_AdRec", "product": "RecIF
                "item_understand": "RecIF_ItemUnderstand"}
 RAW_FILES = {"users": "onerec_bench_release.parquet", "video": "video_ad_pid2sid.parquet",
              "product": "product_pid2sid.parquet", "captions": "pid2caption.parquet"}
+# the user-table columns holding a domain's interactions (history, target), and the domain's pid -> SID table
+DOMAIN_COLUMNS = {"video": (("hist_video_pid", "target_video_pid"), RAW_FILES["video"]),
+                  "ad": (("hist_ad_pid", "target_ad_pid"), RAW_FILES["video"]),
+                  "product": (("hist_goods_pid", "target_goods_pid"), RAW_FILES["product"])}
 _NAMESPACE = uuid.UUID("5f2b1f4e-0c1e-4d55-9a57-6d1a8f1b7a11")
 
 

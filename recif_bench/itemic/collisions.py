@@ -38,7 +38,7 @@ from recif_bench import sid
 SCHEMES = ("sid", "sid+keywords", "keywords")
 MODES = ("group", "first")
 FALLBACKS = ("grlm", "none")
-_CODES = re.compile(r"(?:<s_[a-h]_\d+>)+")
+_CODES = re.compile(f"(?:{sid.code_token_regex()})+")
 _KEYWORDS = re.compile(r"\[([^\[\]]*)\]")
 _STOPWORDS = frozenset("a an and the of for with to in on by or from is".split())
 
@@ -81,7 +81,7 @@ def parse_generation(text: str, fmt: sid.SidFormat | None) -> ItemId:
     text = sid.answer_text(text)
     codes = None
     if fmt is not None and (match := _CODES.search(text)):
-        codes = tuple(int(c) for c in re.findall(r"_(\d+)>", match.group(0)))
+        codes = tuple(int(code) for _, code in sid.CODE_TOKEN.findall(match.group(0)))
     keywords = None
     if match := _KEYWORDS.search(text):
         keywords = tuple(w for w in (_clean(w) for w in match.group(1).split(",")) if w)

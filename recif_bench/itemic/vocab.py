@@ -110,11 +110,8 @@ def _init_from_text(model: Any, tokenizer: Any, fmt: sid.SidFormat, expansion: E
 
 def find_itemic_ids(tokenizer: Any) -> list[int]:
     """Ids of every itemic token a tokenizer holds, whatever its format (codes and delimiters), sorted."""
-    import re
-
-    pattern = re.compile(r"<s_[a-h]_\d+>")
     ids = [i for token, i in tokenizer.get_vocab().items()
-           if pattern.fullmatch(token) or token in (sid.SID_BEGIN, sid.SID_END)]
+           if sid.CODE_TOKEN.fullmatch(token) or token in (sid.SID_BEGIN, sid.SID_END)]
     if not ids:
         raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '')} has no itemic tokens")
     return sorted(ids)

@@ -23,6 +23,7 @@ from lm_eval.api.model import LM
 from tqdm import tqdm
 
 from recif_bench.models.genspec import GenSpec, SamplingSpec
+from recif_bench.options import as_bool
 from recif_bench.sid import THINK_END
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class KCandidateLM(LM):
 
     def __init__(self, thinking: Any = False, batch_size: Any = 8) -> None:
         super().__init__()
-        self.thinking = str(thinking).lower() in ("1", "true", "yes") if not isinstance(thinking, bool) else thinking
+        self.thinking = as_bool(thinking, "thinking")
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8
 
     # ---- backend primitives ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from lm_eval.api.registry import register_model
 from recif_bench import sid
 from recif_bench.models.base import KCandidateLM
 from recif_bench.models.genspec import GenSpec
+from recif_bench.options import as_bool
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class HFRecLM(KCandidateLM):
             self._load_fast_model(fast_model, dtype, bool(trust_remote_code))
         self.seed = int(seed)
         self.fmt = sid.SidFormat(int(sid_levels), int(sid_codebook))
-        self.constrained = str(constrained).lower() in ("1", "true", "yes")
+        self.constrained = as_bool(constrained, "constrained")
         self.data_dir = Path(data_dir) if data_dir else None
         if (self.constrained or self.think_ahead) and self.data_dir is None:
             raise ValueError("constrained=true and think_ahead need data_dir=<benchmark data root> to read the catalogue")

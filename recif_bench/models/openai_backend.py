@@ -16,6 +16,7 @@ from lm_eval.api.registry import register_model
 
 from recif_bench.models.base import KCandidateLM
 from recif_bench.models.genspec import GenSpec
+from recif_bench.options import as_bool
 
 FLOOR = math.log(1e-10)
 
@@ -38,7 +39,7 @@ class OpenAIRecLM(KCandidateLM):
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         self.client = OpenAI(base_url=self.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
                              max_retries=int(max_retries), timeout=float(timeout))
-        self.beam_search = str(beam_search).lower() in ("1", "true", "yes")
+        self.beam_search = as_bool(beam_search, "beam_search")
         self.top_logprobs = int(top_logprobs)
         self.seed = int(seed)
 

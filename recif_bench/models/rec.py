@@ -25,18 +25,14 @@ from tqdm import tqdm
 
 from recif_bench import sid
 from recif_bench.benchmark import AMAZON_PREFIX, TaskKind
+from recif_bench.data.builders import _list
+from recif_bench.data.training import DOMAIN_COLUMNS, RAW_FILES
 from recif_bench.models.genspec import GenSpec
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_KINDS: frozenset[TaskKind] = frozenset({"rec", "label_pred"})
 
-# raw RecIF table columns that hold a domain's interactions, and the pid->sid table of the domain
-DOMAIN_COLUMNS = {
-    "video": (("hist_video_pid", "target_video_pid"), "video_ad_pid2sid.parquet"),
-    "ad": (("hist_ad_pid", "target_ad_pid"), "video_ad_pid2sid.parquet"),
-    "product": (("hist_goods_pid", "target_goods_pid"), "product_pid2sid.parquet"),
-}
 
 
 class Recommender(Protocol):
@@ -62,7 +58,7 @@ class Popularity:
     def from_raw_table(cls, raw_dir: Path) -> "Popularity":
         import pandas as pd
 
-        users = pd.read_parquet(raw_dir / "onerec_bench_release.parquet")
+        users = pd.read_parquet(raw_dir / RAW_FILES["users"])
         train = users[users["split"] == 0]
         counts: dict[str, Counter] = {}
         for domain, (columns, mapping_file) in DOMAIN_COLUMNS.items():
@@ -72,7 +68,7 @@ class Popularity:
             for column in columns:
                 if column in train.columns:
                     for pids in train[column]:
-                        counter.update(to_sid[int(p)] for p in _as_list(pids) if int(p) in to_sid)
+                        counter.update(to_sid[int(p)] for p in _list(pids) if int(p) in to_sid)
             counts[domain] = counter
         return cls(counts)
 
@@ -104,12 +100,6 @@ def _sequential(kind: str) -> Callable[..., Recommender]:
 RECOMMENDERS: dict[str, Callable[..., Recommender]] = {"popularity": Popularity, "sasrec": _sequential("sasrec"),
                                                        "tiger": _sequential("tiger"),
                                                        "lazy_decoder": _sequential("lazy_decoder")}
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return list(value.tolist() if hasattr(value, "tolist") else value)
 
 
 def _is_amazon(domain: str | None) -> bool:
@@ -151,13 +141,13 @@ class RecLM(LM):
     def _raw_dir(train_dir: str | None, data_dir: str | None) -> Path | None:
         if train_dir:
             path = Path(train_dir)
-            if not (path / "onerec_bench_release.parquet").exists():
-                raise FileNotFoundError(f"{path}: no onerec_bench_release.parquet (the raw RecIF user table)")
+            if not (path / RAW_FILES["users"]).exists():
+                raise FileNotFoundError(f"{path}: no {RAW_FILES['users']} (the raw RecIF user table)")
             return path
         from recif_bench.data.reader import resolve_data_dir
 
         raw = resolve_data_dir(data_dir) / "raw"
-        return raw if (raw / "onerec_bench_release.parquet").exists() else None
+        return raw if (raw / RAW_FILES["users"]).exists() else None
 
     def _fitted(self, requests: list) -> Recommender:
         if self.recommender is None:
@@ -188,13 +178,14 @@ class RecLM(LM):
 
     def _amazon_answer(self, domain: str, k: int, prompt: str) -> list[str]:
         from recif_bench import transfer
-        from recif_bench.harness import as_bool
+        from recif_bench.options import as_bool
 
         category = domain.removeprefix(AMAZON_PREFIX)
         data_dir = transfer.require_data_dir(self.data_dir)
-        items = transfer.catalogue(category, data_dir, self.item_ids, as_bool(self.text_augmented))
+        augmented = as_bool(self.text_augmented, "text_augmented")
+        items = transfer.catalogue(category, data_dir, self.item_ids, augmented)
         if self.name != "popularity":
-            user = transfer.user_of_prompt(category, data_dir, self.item_ids, as_bool(self.text_augmented), prompt)
+            user = transfer.user_of_prompt(category, data_dir, self.item_ids, augmented, prompt)
             history = transfer.dataset(category, data_dir).sequences[user][:-1]
             return [items.render_answer(i) for i in self.recommender.recommend_items(category, history, k)]
         if domain not in self.amazon:

@@ -20,7 +20,7 @@ class SidTrie:
                  end_ids: list[int]) -> None:
         self.children: dict[tuple[int, ...], set[int]] = {}
         for codes in sids:
-            names = [f"<s_{letter}_{c}>" for letter, c in zip(fmt.letters, codes)]
+            names = [sid.code_token(level, c) for level, c in enumerate(codes)]
             if any(name not in token_ids for name in names):
                 missing = next(name for name in names if name not in token_ids)
                 raise ValueError(f"constrained decoding needs the itemic tokens in the tokenizer; {missing} is missing")

@@ -16,6 +16,7 @@ from lm_eval.api.registry import register_model
 
 from recif_bench.models.base import KCandidateLM
 from recif_bench.models.genspec import GenSpec
+from recif_bench.options import as_bool
 
 FLOOR = math.log(1e-10)   # the reference's probability for a token outside the returned top logprobs
 ENGINE_ARGS = ("tensor_parallel_size", "data_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization",
@@ -29,7 +30,7 @@ class VLLMRecLM(KCandidateLM):
                  batch_size: Any = 256, thinking: Any = False, constrained: Any = False, seed: Any = 0,
                  max_logprobs: Any = 20, **kwargs: Any) -> None:
         super().__init__(thinking=thinking, batch_size=batch_size)
-        if str(constrained).lower() in ("1", "true", "yes"):
+        if as_bool(constrained, "constrained"):
             raise ValueError("constrained decoding is not supported on recif-vllm (vLLM beam search takes no "
                              "per-step trie); use --backend hf --constrained")
         self.seed = int(seed)

@@ -322,7 +322,7 @@ class LazyDecoderModel(SidRecommender):
     def __init__(self, network: LazyDecoder, codes: dict[Hashable, tuple[int, ...]], meta: dict[str, Any]) -> None:
         super().__init__(codes, network.fmt, meta, network.config.max_history)
         self.network, self.config = network, network.config
-        token_ids = {f"<s_{letter}_{x}>": x for c in self.items_by_sid for letter, x in zip(self.fmt.letters, c)}
+        token_ids = {sid.code_token(level, x): x for c in self.items_by_sid for level, x in enumerate(c)}
         self.trie = SidTrie(list(self.items_by_sid), token_ids, self.fmt, [])     # token ids = the codes
 
     @classmethod
