@@ -1,9 +1,10 @@
 """Harness overhead over the bare model calls it must make, on a tiny model (target: at most 10%).
 
 "Bare" = the same prompts through ``model.generate`` (beam 32 -> 32, 3 new tokens, same batch
-size) and one forward per label_pred prompt, with nothing around them.  "Harness" = ``recif-eval``
-on the same tasks and rows: data validation, lm-eval task building, request handling, the resume
-store, scoring and writing the run directory.  Imports and model loading are excluded from both.
+size) and one forward per label_pred prompt, with nothing around them.  "Harness" =
+``recif_bench.evaluate.evaluate`` on the same tasks and rows and the same loaded model: data
+validation, lm-eval task building, request handling, the resume store, scoring and writing the run
+directory.  Imports and model loading are excluded from both.
 
     python benchmarks/harness_overhead.py [--limit 400] [--model DIR]
 """
@@ -18,11 +19,12 @@ from pathlib import Path
 import torch
 
 from recif_bench import chat
-from recif_bench.cli.eval import main as recif_eval
 from recif_bench.data import mini
 from recif_bench.data.reader import load_task
+from recif_bench.evaluate import evaluate
 from recif_bench.models.hf import HFRecLM
 from recif_bench.models.tiny import build_tiny_qwen3
+from recif_bench.settings import EvalSettings, Model
 
 BATCH = 8
 
@@ -56,13 +58,12 @@ def main() -> None:
         lm = HFRecLM(pretrained=str(model_dir), batch_size=BATCH)
         bare_seconds(lm, data_dir, 8)                      # warm-up: kernels, caches
         bare = bare_seconds(lm, data_dir, args.limit)
-        run = ["--model", str(model_dir), "--data-dir", str(data_dir), "--tasks", "video,label_pred",
-               "--limit", str(args.limit), "--output", str(Path(tmp) / "run"), "--model-args", f"batch_size={BATCH}"]
+        settings = EvalSettings(data_dir=data_dir, limit=args.limit, output=Path(tmp) / "run")
         start = time.perf_counter()
-        recif_eval(run)
+        evaluate(Model(str(model_dir), "hf", lm=lm), "video,label_pred", settings)
         total = time.perf_counter() - start
     print(f"bare model calls: {bare:.2f} s")
-    print(f"recif-eval:       {total:.2f} s")
+    print(f"evaluate():       {total:.2f} s")
     print(f"harness overhead: {100 * (total - bare) / bare:.1f}% (target <= 10%)")
 
 

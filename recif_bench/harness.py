@@ -81,16 +81,18 @@ def _candidates(results: Sequence[Any]) -> list[str]:
 
 
 @lru_cache(maxsize=16)
-def _rec_scorer(mapping: str, seed: int, levels: int, codebook: int, strategy: str):
+def _rec_scorer(mapping: str, seed: int, levels: int, codebook: int, strategy: str, k: int):
     from recif_bench.metrics.ranking import RecScorer
 
     fmt = sid.SidFormat(levels, codebook)
     item_map = sid.SidItemMap.load(mapping, fmt, seed=seed) if mapping else None
-    return RecScorer(item_map=item_map, fmt=fmt, strategy=strategy)
+    return RecScorer(item_map=item_map, fmt=fmt, strategy=strategy, ks=(1, k))
 
 
 def process_rec(doc: dict, results: Sequence[Any]) -> dict[str, float]:
-    scorer = _rec_scorer(doc["mapping"], doc["seed"], doc["sid_levels"], doc["sid_codebook"], doc["sid_strategy"])
+    """Metrics at 1 and at the task's K (its beam width)."""
+    scorer = _rec_scorer(doc["mapping"], doc["seed"], doc["sid_levels"], doc["sid_codebook"], doc["sid_strategy"],
+                         task_info(doc["task"]).k)
     return scorer(_candidates(results), doc["answer"], doc["answer_ids"] or None)
 
 
@@ -130,61 +132,23 @@ def process_text(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
     generation = candidates[0] if candidates else ""
     item = (doc["task"], doc["sample_id"], generation, doc["answer"])
     return {"empty_rate": float(not sid.answer_text(generation)),
-            **{metric: item for metric in JUDGED_METRICS.get(doc["task"], ())}}
+            **{metric: item for metric in task_info(doc["task"]).judged_metrics}}
 
 
 # --------------------------------------------------------------------------------------------
-# LLM judge of the two text tasks, run once over the corpus inside lm-eval's aggregation step.
-
-JUDGE_STATS: dict[str, dict[str, Any]] = {}      # task -> judge accounting (summary.json tasks.<task>.judge)
-JUDGE_SAMPLES: dict[str, list[dict[str, Any]]] = {}   # task -> per-sample judge records
-NO_JUDGE = {"kind": "none", "calls": 0, "failed": 0, "tokens": 0, "note": "judge not configured"}
-
-# task -> the metrics its judge computes; process_text hands each of them the same item
-JUDGED_METRICS = {
-    "item_understand": ("macro_wip_double_weighted_f1", "micro_wip_double_weighted_f1",
-                        "macro_wip_double_weighted_f1_strict", "n_judge_failed"),
-    "rec_reason": ("llm_score", "llm_score_strict", "n_judge_failed"),
-}
-
-
-def judge_items(task: str, items: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Score one task's ``(sample_id, generation, answer)`` items with the configured judge.
-
-    Without a judge the generations are still recorded and the scores are null.  Also used by
-    ``recif-eval --rejudge`` on the items a finished run recorded.
-    """
-    from recif_bench import judges
-
-    settings = judges.settings_from_env()
-    if settings is None:
-        JUDGE_STATS[task] = dict(NO_JUDGE)
-        return {}
-    samples = [judges.TextSample(*map(str, item)) for item in items]
-    result = judges.judge_task(task, samples, settings)
-    JUDGE_STATS[task], JUDGE_SAMPLES[task] = result.stats, result.samples
-    return result.metrics
-
-
-@lru_cache(maxsize=4)
-def _judge_corpus(task: str, items: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
-    """One judge pass per task and corpus, shared by the task's judged metrics."""
-    return judge_items(task, items)
-
-
-def reset_judge() -> None:
-    """Forget the judge passes of an earlier run in this process (``recif-eval`` calls it per run)."""
-    JUDGE_STATS.clear()
-    JUDGE_SAMPLES.clear()
-    _judge_corpus.cache_clear()
+# LLM judge of the judged text tasks, run once over the corpus inside lm-eval's aggregation step
+# by the run's judge session (recif_bench.judges.session: evaluate() opens it; stock lm_eval reads
+# the environment).
 
 
 def _judged(metric: str):
     def aggregate(items: Sequence[tuple[str, str, str, str]]) -> float:
         if not items:
             return float("nan")
+        from recif_bench.judges import session
+
         task = items[0][0]
-        value = _judge_corpus(task, tuple(tuple(i[1:]) for i in items)).get(metric)
+        value = session.current().judge(task, [tuple(i[1:]) for i in items]).get(metric)
         return float("nan") if value is None else float(value)
 
     aggregate.__name__ = f"judged_{metric}"
@@ -198,11 +162,3 @@ agg_llm_score = _judged("llm_score")
 agg_llm_score_strict = _judged("llm_score_strict")
 agg_judge_failed = _judged("n_judge_failed")
 
-
-def judge_settings_for_summary() -> dict[str, Any] | None:
-    """The judge of this process as recorded in summary.json (no credentials), or None."""
-    from recif_bench import judges
-    from recif_bench.judges.prompt import prompt_version
-
-    settings = judges.settings_from_env()
-    return None if settings is None else {**settings.public(), "prompt_version": prompt_version()}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from recif_bench import __version__
-from recif_bench.benchmark import TASK_ORDER, task_info
+from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER, task_info
 
 SCHEMA = "recif-bench/summary/1"
 _HEAVY_DOC_FIELDS = ("prompt",)   # the prompt is in the data; repeating it per sample doubles the file
@@ -133,3 +133,37 @@ def task_entry(task: str, *, n: int, n_skipped: Mapping[str, int], metrics: Mapp
     if judge is not None:
         entry["judge"] = dict(judge)
     return entry
+
+
+def write_judge_samples(run_dir: Path, records: Mapping[str, list[dict]]) -> None:
+    """``judge_<task>.jsonl``: per sample, how the judge scored it (or why it could not)."""
+    for task, rows in records.items():
+        with open(run_dir / f"judge_{task}.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def format_table(summary: Mapping[str, Any]) -> str:
+    """The RecIF-Bench table grouped by layer, headline metric per task, "--" for unsupported tasks."""
+    lines = [f"{'layer':<34} {'task':<16} {'metric':<30} {'value':>8} {'n':>7}"]
+    for layer, title in LAYER_NAMES.items():
+        for task, entry in summary["tasks"].items():
+            if entry["layer"] != layer:
+                continue
+            value = entry["headline"]["value"]
+            shown = "--" if not entry["supported"] else ("n/a" if value is None else f"{value:.4f}")
+            line = f"{title:<34} {task:<16} {entry['headline']['metric']:<30} {shown:>8} {entry['n']:>7}"
+            lines.append(f"{line}  {_judge_note(entry)}".rstrip())
+    return "\n".join(lines)
+
+
+def _judge_note(entry: Mapping[str, Any]) -> str:
+    """What a reader must know about a judged score: no judge, failures, a non-paper judge."""
+    judge = entry.get("judge") if entry["supported"] else None
+    if not judge:
+        return ""
+    if judge.get("kind") == "none":
+        return "(judge not configured)"
+    notes = [f"{judge['failed']} judge failures"] if judge.get("failed") else []
+    if not judge.get("comparable_with_paper", True):
+        notes.append(f"judge {judge['kind']}:{judge.get('model')}, not comparable with the paper")
+    return f"({'; '.join(notes)})" if notes else ""

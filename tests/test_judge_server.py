@@ -10,7 +10,7 @@ from fake_judge import FakeJudge, between, oracle
 from tiny_bert import build_tiny_bert
 
 from recif_bench.cli.eval import main as recif_eval
-from recif_bench.judges import JudgeSettings, TextSample, build_runner, judge_task
+from recif_bench.judges import JudgeConfig, TextSample, build_runner, judge_task
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def settings_for(server, kind, tmp_path, **overrides):
     url = server.url + "/v1" if kind == "openai" else server.url
     values = {"base_url": url, "api_key": "sk-test-secret", "cache_dir": str(tmp_path / "cache"),
               "retry_delay": 0.01, "timeout": 5.0, "workers": 4, **overrides}
-    return JudgeSettings(kind, f"{kind}-judge", **values)
+    return JudgeConfig(kind, f"{kind}-judge", **values)
 
 
 def run(task, samples, settings, bertscorer=None):
@@ -163,7 +163,7 @@ def test_concurrent_workers_ask_duplicates_once_and_respect_the_rate_limit(judge
 
 
 def test_local_transformers_judge_counts_garbage_as_failures(tiny_model_dir, tmp_path):
-    settings = JudgeSettings("local", str(tiny_model_dir), max_tokens=4, max_reasks=1, cache_dir=str(tmp_path))
+    settings = JudgeConfig("local", str(tiny_model_dir), max_tokens=4, max_reasks=1, cache_dir=str(tmp_path))
     result = run("rec_reason", [TextSample("0", "模型理由", "参考理由")], settings)
     assert result.samples[0]["status"] == "judge_failed" and result.metrics["llm_score"] is None
     assert result.metrics["llm_score_strict"] == 0.0
@@ -241,7 +241,7 @@ def test_bad_judge_settings_end_with_one_line(tmp_path, monkeypatch, capsys):
 
 def test_only_the_reference_judge_and_bertscore_are_comparable_with_the_paper(judge, tmp_path):
     samples = [TextSample("0", "猫，睡觉。", "猫，睡觉。")]
-    paper = JudgeSettings("gemini", "gemini-2.5-flash-lite", base_url=judge.url, api_key="k",
+    paper = JudgeConfig("gemini", "gemini-2.5-flash-lite", base_url=judge.url, api_key="k",
                           cache_dir=str(tmp_path), retry_delay=0.01)
     assert run("rec_reason", samples, paper).stats["comparable_with_paper"] is True
     other_bert = run("item_understand", samples, paper, GivenQualities({("猫", "猫"): 1.0, ("睡觉", "睡觉"): 1.0}))

@@ -6,7 +6,7 @@ import json
 import pytest
 from tiny_bert import build_tiny_bert
 
-from recif_bench.judges import JudgeConfigError, parse_spec, settings_from_env
+from recif_bench.judges import JudgeConfigError, parse_spec, config_from_env
 from recif_bench.judges.bertscore import BertScorer
 from recif_bench.judges.cache import JudgeCache
 from recif_bench.judges.prompt import render, template
@@ -110,24 +110,24 @@ def test_judge_specs_and_settings(tmp_path):
     for bad in ("claude:x", "openai:", "local:"):
         with pytest.raises(JudgeConfigError, match="judge"):
             parse_spec(bad)
-    assert settings_from_env({}) is None and settings_from_env({"RECIF_JUDGE": "none"}) is None
+    assert config_from_env({}) is None and config_from_env({"RECIF_JUDGE": "none"}) is None
 
     config = tmp_path / "judge.json"
     config.write_text(json.dumps({"judge": "openai:qwen@http://user:pw@h:8000/v1?key=1", "api_key": "sk-secret",
                                   "workers": 2, "timeout": 30}))
-    settings = settings_from_env({"RECIF_JUDGE_CONFIG": str(config), "RECIF_JUDGE_WORKERS": "16"})
+    settings = config_from_env({"RECIF_JUDGE_CONFIG": str(config), "RECIF_JUDGE_WORKERS": "16"})
     assert (settings.kind, settings.model, settings.workers, settings.timeout) == ("openai", "qwen", 16, 30)
     public = json.dumps(settings.public())
     assert "sk-secret" not in public and "pw" not in public and "key=1" not in public and "h:8000/v1" in public
     assert "sk-secret" not in repr(settings)
     assert settings.public()["comparable_with_paper"] is False
-    assert settings_from_env({"RECIF_JUDGE": "gemini"}).comparable_with_paper
+    assert config_from_env({"RECIF_JUDGE": "gemini"}).comparable_with_paper
 
     config.write_text(json.dumps({"wrokers": 2}))
     with pytest.raises(JudgeConfigError, match="wrokers"):
-        settings_from_env({"RECIF_JUDGE": "gemini", "RECIF_JUDGE_CONFIG": str(config)})
+        config_from_env({"RECIF_JUDGE": "gemini", "RECIF_JUDGE_CONFIG": str(config)})
     with pytest.raises(JudgeConfigError, match="RECIF_JUDGE_RPM"):
-        settings_from_env({"RECIF_JUDGE": "gemini", "RECIF_JUDGE_RPM": "fast"})
+        config_from_env({"RECIF_JUDGE": "gemini", "RECIF_JUDGE_RPM": "fast"})
 
 
 def test_cache_is_keyed_by_judge_and_full_prompt(tmp_path):

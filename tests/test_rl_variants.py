@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from recif_bench import sid
+from recif_bench.benchmark import task_info
 from trainers import policy_losses as pl
 from trainers import rl, rl_rewards
 from trainers.common.config import ConfigError, load
@@ -25,8 +26,8 @@ from trainers.common.config import ConfigError, load
 REPO = Path(__file__).resolve().parents[1]
 FMT = sid.SidFormat(3, 256)
 TRUTH = {(1, 2, 3), (4, 5, 6)}
-VIDEO = rl_rewards.SFT_SOURCES["video"]
-PRODUCT = rl_rewards.SFT_SOURCES["product"]
+VIDEO = task_info("video").sft_source
+PRODUCT = task_info("product").sft_source
 
 
 def one_token(p: float, vocab: int = 3) -> torch.Tensor:

@@ -4,7 +4,7 @@
 
 build-data -> base model -> the configured stages (stage 1 -> stage 2 -> SFT -> distill -> RL),
 each one a recipe of this package run on the previous stage's output.  After each stage the
-checkpoint is scored by ``recif-eval --pipeline NAME --stage STAGE`` into
+checkpoint is scored by ``recif_bench.evaluate`` (as ``recif-eval --pipeline NAME --stage STAGE``) into
 ``<output_dir>/results/<stage>/`` (one run directory per stage: the leaderboard's metric-vs-stage
 plot), and the itemic-token leak rate on general prompts is measured, because distillation exists
 to lower it.  ``<output_dir>/pipeline.json`` collects the per-stage figures.  Every step is
@@ -66,21 +66,23 @@ def stage_config(stage: Mapping[str, Any], model: Path, out: Path, data_dir: Pat
 
 
 def evaluate(config: Mapping[str, Any], stage: str, model: Path, root: Path) -> dict[str, Any]:
-    """recif-eval on the stage's checkpoint (skipped when its summary exists) + the leak rate."""
-    from recif_bench.cli import eval as recif_eval
+    """The stage's checkpoint evaluated (skipped when its summary exists) + the leak rate.
+
+    ``eval`` of the config: ``tasks`` (default recif_layer1), ``sample``, ``settings`` (any other
+    field of :class:`recif_bench.settings.EvalSettings`), ``leak_prompts``, ``leak_rollout``.
+    """
+    from recif_bench.evaluate import INPUT_ERRORS
+    from recif_bench.evaluate import evaluate as evaluate_model
 
     spec = dict(config.get("eval") or {})
     run_dir = root / "results" / stage
     if not (run_dir / "summary.json").exists():
-        argv = ["--model", str(model), "--output", str(run_dir), "--pipeline", str(config.get("name", root.name)),
-                "--stage", stage, "--tasks", str(spec.get("tasks", "recif_layer1")),
-                "--sid-levels", str(config.get("sid_levels", 3)), "--sid-codebook", str(config.get("sid_codebook", 8192)),
-                *(["--sample", str(spec["sample"])] if spec.get("sample") else []),
-                *[str(a) for a in spec.get("args", [])]]
-        if run_dir.exists():
-            argv.append("--resume")
-        if recif_eval.main(argv):
-            raise ValueError(f"evaluation of stage {stage} ({model}) failed")
+        try:
+            summary = evaluate_model(str(model), str(spec.get("tasks", "recif_layer1")),
+                                     eval_settings(config, stage, run_dir, root))
+        except INPUT_ERRORS as exc:
+            raise ValueError(f"evaluation of stage {stage} ({model}) failed: {exc}") from None
+        print(summary.report())
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     figures = {"model": str(model), "results": str(run_dir),
                "pass@1": {t: e["metrics"].get("pass@1") for t, e in summary["tasks"].items()},
@@ -88,6 +90,25 @@ def evaluate(config: Mapping[str, Any], stage: str, model: Path, root: Path) -> 
     if spec.get("leak_prompts"):
         figures["leak_rate"] = leak_rate(model, spec)
     return figures
+
+
+def eval_settings(config: Mapping[str, Any], stage: str, run_dir: Path, root: Path):
+    """The evaluation settings of one stage: the pipeline's SID format and ``eval`` section, tagged with the stage."""
+    from dataclasses import fields
+
+    from recif_bench.settings import EvalSettings
+
+    spec = dict(config.get("eval") or {})
+    extra = dict(spec.get("settings") or {})
+    known = {f.name for f in fields(EvalSettings)}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise ConfigError(f"eval.settings: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+    return EvalSettings(**{"sid_levels": int(config.get("sid_levels", 3)),
+                           "sid_codebook": int(config.get("sid_codebook", 8192)),
+                           "sample": spec.get("sample") or None, **extra,
+                           "output": run_dir, "resume": run_dir.exists(),
+                           "pipeline": str(config.get("name", root.name)), "stage": stage})
 
 
 def leak_rate(model_dir: Path, spec: Mapping[str, Any]) -> float:

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from recif_bench import sid
+from recif_bench.benchmark import task_info
 from recif_bench.data import builders
-from recif_bench.data.training import RAW_FILES, SFT_SOURCES
+from recif_bench.data.training import RAW_FILES
 from trainers.common.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Catalogue:
 
     @staticmethod
     def space(source: str) -> str:
-        return "product" if source == SFT_SOURCES["product"] else "video"
+        return "product" if source == task_info("product").sft_source else "video"
 
     def pids(self, codes: Codes | None, source: str) -> list[int]:
         """The items carrying ``codes`` in the row's item space (empty for a non-item)."""

@@ -9,12 +9,13 @@ both are printed side by side.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from copy import copy
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+
+from recif_bench.evaluate import evaluate
+from recif_bench.settings import EvalSettings, Model
 
 DEMO = "demo"
 DEMO_SAMPLE = 100
@@ -22,26 +23,26 @@ DEMO_TASKS = "recif_layer1,recif_layer2"
 DEFAULT_TASKS = "recif_bench"
 
 
-def run_demo(args: argparse.Namespace, run: Callable[[argparse.Namespace], int]) -> int:
+def run_demo(model: Model, tasks: str, settings: EvalSettings) -> int:
+    """``model`` is the command line's (name ``demo``): its backend and args go to the demo model."""
     from recif_bench.models import demo
 
     model_dir = demo.ensure()
-    args = copy(args)
-    if args.tasks == DEFAULT_TASKS:
-        args.tasks = DEMO_TASKS
-    if args.limit is None and args.sample is None:
-        args.sample = DEMO_SAMPLE
+    if tasks == DEFAULT_TASKS:
+        tasks = DEMO_TASKS
+    if settings.limit is None and settings.sample is None:
+        settings = replace(settings, sample=DEMO_SAMPLE)
         print(f"recif-eval: demo on a seeded sample of {DEMO_SAMPLE} rows per task (--sample N / --limit N to change)",
               file=sys.stderr)
-    out = Path(args.output or Path("results") / "demo-mini-recif")
-    runs = {"demo": (str(model_dir), out), "popularity": ("popularity", out.with_name(out.name + "-popularity"))}
-    for name, (model, run_dir) in runs.items():
-        one = copy(args)
-        one.model, one.output, one.backend = model, str(run_dir), (args.backend if name == "demo" else None)
-        code = run(one)
-        if code:
-            return code
-    print(compare({name: run_dir / "summary.json" for name, (_, run_dir) in runs.items()}))
+    out = Path(settings.output or Path("results") / "demo-mini-recif")
+    runs = {"demo": replace(model, name=str(model_dir)), "popularity": Model("popularity", args=model.args)}
+    summaries = {}
+    for name, one in runs.items():
+        run_dir = out if name == "demo" else out.with_name(out.name + "-popularity")
+        summary = evaluate(one, tasks, replace(settings, output=run_dir))
+        print(summary.report())
+        summaries[name] = summary.run_dir / "summary.json"
+    print(compare(summaries))
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from recif_bench import sid
+from recif_bench.benchmark import task_info, user_builder_tasks
 from recif_bench.data import templates as T
 from recif_bench.data.item_codes import PidCodes
 
@@ -234,21 +235,21 @@ def item_understand(pid: int, caption: str, maps: ItemMaps, seed: int) -> list[E
                     {"pid": int(pid), "sid": list(codes)})]
 
 
-USER_BUILDERS: dict[str, Callable[[Mapping, ItemMaps, int], list[Example]]] = {
-    "video": video_rec, "ad": ad_rec, "product": product_rec, "label_cond": label_cond_rec,
-    "label_pred": label_pred, "interactive": interactive_rec, "rec_reason": rec_reason,
-}
-
-
 def build_user_tasks(users, maps: ItemMaps, split: int, seed: int = 42,
-                     tasks: Iterable[str] = tuple(USER_BUILDERS)) -> dict[str, list[Example]]:
-    """Examples of the users of one split (0 = train, 1 = test), by benchmark task."""
-    out: dict[str, list[Example]] = {task: [] for task in tasks}
+                     tasks: Iterable[str] | None = None) -> dict[str, list[Example]]:
+    """Examples of the users of one split (0 = train, 1 = test), by benchmark task.
+
+    ``tasks`` defaults to every registered task built per user (the registry names each builder).
+    """
+    names = list(tasks) if tasks is not None else user_builder_tasks()
+    builders: dict[str, Callable[[Mapping, ItemMaps, int], list[Example]]] = {
+        task: task_info(task).build_function() for task in names}
+    out: dict[str, list[Example]] = {task: [] for task in names}
     for user in _rows(users):
         if int(user["split"]) != split:
             continue
-        for task in out:
-            out[task].extend(USER_BUILDERS[task](user, maps, seed))
+        for task, build in builders.items():
+            out[task].extend(build(user, maps, seed))
     return out
 
 

@@ -2,7 +2,7 @@
 
 A row is ``{source, uuid, messages | segments, metadata}`` with JSON-string columns, as the
 reference writes them.  The 3 pretrain builders (video-rec sequences, user profiles, item
-captions) are here; the 8 SFT builders are :mod:`recif_bench.data.builders`, shared with the
+captions) are here; the SFT builders (named by the task registry) are :mod:`recif_bench.data.builders`, shared with the
 benchmark files, so training and test prompts come from one implementation.
 
 uuids are derived from the file name and row position (uuid5), so a rebuilt dataset is
@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from recif_bench import sid
+from recif_bench.benchmark import task_info
 from recif_bench.data import builders
 from recif_bench.data import templates as T
 
 PRETRAIN_SOURCES = {"video_rec": "RecIF_VideoRec_Pretrain", "user_profile": "RecIF_UserProfile_Pretrain",
                     "item_understand": "RecIF_ItemUnderstand_Pretrain"}
-SFT_SOURCES = {"video": "RecIF_VideoRec", "ad": "RecIF_AdRec", "product": "RecIF_ProductRec",
-               "label_cond": "RecIF_LabelCondRec", "label_pred": "RecIF_LabelPred",
-               "interactive": "RecIF_InteractiveRec", "rec_reason": "RecIF_RecoReason",
-               "item_understand": "RecIF_ItemUnderstand"}
 RAW_FILES = {"users": "onerec_bench_release.parquet", "video": "video_ad_pid2sid.parquet",
              "product": "product_pid2sid.parquet", "captions": "pid2caption.parquet"}
 # the user-table columns holding a domain's interactions (history, target), and the domain's pid -> SID table
@@ -95,7 +92,7 @@ def sft_rows(examples: Iterable[builders.Example]) -> list[dict[str, str]]:
     out = []
     for example in examples:
         sample = example.sft_row()
-        out.append(row(SFT_SOURCES[example.task], sample["metadata"], messages=sample["messages"]))
+        out.append(row(task_info(example.task).sft_source, sample["metadata"], messages=sample["messages"]))
     return out
 
 

@@ -10,7 +10,6 @@ the other way round; F1 = 2PR/(P+R), 0 when undefined (e.g. an empty text).
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Sequence
 
@@ -86,9 +85,3 @@ class BertScorer:
             total = precision + recall
             scores.append(2 * precision * recall / total if total else 0.0)
         return scores
-
-
-def bertscorer_from_env() -> BertScorer:
-    """``RECIF_BERTSCORE_MODEL`` / ``RECIF_BERTSCORE_LAYER`` override the reference's choice."""
-    return BertScorer(os.environ.get("RECIF_BERTSCORE_MODEL", DEFAULT_MODEL),
-                      int(os.environ.get("RECIF_BERTSCORE_LAYER", DEFAULT_LAYER)))

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from recif_bench.judges.settings import JudgeConfigError, JudgeSettings
+from recif_bench.judges.settings import JudgeConfigError, JudgeConfig
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class JudgeClient(Protocol):
     def complete(self, prompt: str) -> Reply: ...
 
 
-def identity(settings: JudgeSettings) -> str:
+def identity(settings: JudgeConfig) -> str:
     return f"{settings.kind}:{settings.model}@T={settings.temperature:g}"
 
 
@@ -37,7 +37,7 @@ class OpenAIChatClient:
     placeholder.  The base URL comes from the spec or ``OPENAI_BASE_URL``.
     """
 
-    def __init__(self, settings: JudgeSettings):
+    def __init__(self, settings: JudgeConfig):
         import os
 
         from openai import OpenAI
@@ -62,7 +62,7 @@ class GeminiClient:
     both read by the library itself.  ``GOOGLE_GEMINI_BASE_URL`` or the settings move the endpoint.
     """
 
-    def __init__(self, settings: JudgeSettings):
+    def __init__(self, settings: JudgeConfig):
         from google import genai
         from google.genai import types
 
@@ -90,7 +90,7 @@ class LocalClient:
     with the paper's, and results say so.  One generation at a time: the model is not thread-safe.
     """
 
-    def __init__(self, settings: JudgeSettings):
+    def __init__(self, settings: JudgeConfig):
         from pathlib import Path
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -121,7 +121,7 @@ class LocalClient:
 CLIENTS = {"openai": OpenAIChatClient, "gemini": GeminiClient, "local": LocalClient}
 
 
-def build_client(settings: JudgeSettings) -> JudgeClient:
+def build_client(settings: JudgeConfig) -> JudgeClient:
     return CLIENTS[settings.kind](settings)
 
 

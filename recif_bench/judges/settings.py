@@ -1,8 +1,10 @@
-"""Which judge to use, from a spec string, the environment and an optional config file.
+"""Which judge to use: a :class:`JudgeConfig`, passed to ``evaluate()`` like the data folder.
 
-``RECIF_JUDGE`` (or ``recif-eval --judge``) holds the spec: ``gemini[:<model>]``,
-``openai:<model>[@<base_url>]`` or ``local:<path>``.  Tuning comes from ``RECIF_JUDGE_WORKERS``,
-``RECIF_JUDGE_RPM`` and ``RECIF_JUDGE_CACHE``, or from the JSON file named by
+A spec string names the judge: ``gemini[:<model>]``, ``openai:<model>[@<base_url>]`` or
+``local:<path>`` (:meth:`JudgeConfig.from_spec`).  The command lines map their flags and the
+environment names users already have into a config at their boundary (:func:`config_from_env`):
+``RECIF_JUDGE`` (the spec), ``RECIF_JUDGE_WORKERS``, ``RECIF_JUDGE_RPM``, ``RECIF_JUDGE_CACHE``,
+``RECIF_BERTSCORE_MODEL``, ``RECIF_BERTSCORE_LAYER``, and the JSON file named by
 ``RECIF_JUDGE_CONFIG`` (any field below, plus ``api_key``; environment variables win).
 Credentials stay in the environment / that file: ``public()`` is what results may record.
 """
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from recif_bench.judges.bertscore import DEFAULT_LAYER, DEFAULT_MODEL, BertScorer
+
 KINDS = ("gemini", "openai", "local")
 DEFAULT_GEMINI = "gemini-2.5-flash-lite"   # the reference's judge (spec §3.3)
 
@@ -25,7 +29,7 @@ class JudgeConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class JudgeSettings:
+class JudgeConfig:
     kind: str
     model: str
     base_url: str | None = None
@@ -38,7 +42,18 @@ class JudgeSettings:
     workers: int = 8
     rpm: float | None = None           # calls per minute, None = unlimited
     cache_dir: str | None = None
+    bertscore_model: str = DEFAULT_MODEL   # item_understand weighs matched points by BERTScore F1
+    bertscore_layer: int = DEFAULT_LAYER
     api_key: str | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_spec(cls, spec: str, **tuning: Any) -> "JudgeConfig":
+        """``gemini:<model>`` etc. plus any field of this class."""
+        kind, model, base_url = parse_spec(spec)
+        return cls(kind=kind, model=model, **({"base_url": base_url} if base_url else {}), **tuning)
+
+    def bertscorer(self) -> BertScorer:
+        return BertScorer(self.bertscore_model, self.bertscore_layer)
 
     @property
     def comparable_with_paper(self) -> bool:
@@ -47,7 +62,7 @@ class JudgeSettings:
 
     def public(self) -> dict[str, Any]:
         """The settings as results record them: no key, and a base URL without user/query parts."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("api_key", "cache_dir")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("api_key", "cache_dir", "bertscore_model", "bertscore_layer")}
         out["base_url"] = public_url(self.base_url)
         out["comparable_with_paper"] = self.comparable_with_paper
         return out
@@ -79,22 +94,28 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     return kind, rest, None
 
 
-def settings_from_env(env: dict[str, str] | None = None) -> JudgeSettings | None:
-    """The configured judge, or None when ``RECIF_JUDGE`` is unset or ``none``."""
+def config_from_env(env: dict[str, str] | None = None) -> JudgeConfig | None:
+    """The judge the environment names, or None when ``RECIF_JUDGE`` is unset or ``none``.
+
+    Only the command lines (``recif-eval``, and stock ``lm_eval`` through the task hooks) call this:
+    the library takes a :class:`JudgeConfig`.
+    """
     env = dict(os.environ if env is None else env)
     config = _read_config(env.get("RECIF_JUDGE_CONFIG"))
     spec = env.get("RECIF_JUDGE") or config.pop("judge", None) or "none"
     if spec == "none":
         return None
     kind, model, base_url = parse_spec(spec)
-    known = {f.name for f in fields(JudgeSettings)} - {"kind", "model"}
+    known = {f.name for f in fields(JudgeConfig)} - {"kind", "model"}
     unknown = set(config) - known
     if unknown:
         raise JudgeConfigError(f"{env['RECIF_JUDGE_CONFIG']}: unknown judge setting(s) {sorted(unknown)}")
-    settings = JudgeSettings(kind=kind, model=model, **config)
+    settings = JudgeConfig(kind=kind, model=model, **config)
     overrides: dict[str, Any] = {}
     for name, var, cast in (("workers", "RECIF_JUDGE_WORKERS", int), ("rpm", "RECIF_JUDGE_RPM", float),
-                            ("cache_dir", "RECIF_JUDGE_CACHE", str)):
+                            ("cache_dir", "RECIF_JUDGE_CACHE", str),
+                            ("bertscore_model", "RECIF_BERTSCORE_MODEL", str),
+                            ("bertscore_layer", "RECIF_BERTSCORE_LAYER", int)):
         if env.get(var):
             try:
                 overrides[name] = cast(env[var])

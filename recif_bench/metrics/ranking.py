@@ -18,8 +18,9 @@ import math
 from typing import Container, Iterable, Sequence
 
 from recif_bench import sid
+from recif_bench.benchmark import RECIF_K
 
-DEFAULT_KS = (1, 32)
+DEFAULT_KS = (1, RECIF_K)   # the tasks pass their own K (TaskInfo.k)
 
 
 def _ranking_metrics(preds: Sequence, truth: Sequence, ks: Iterable[int], prefix: str,

@@ -1,6 +1,6 @@
-"""``recif-eval --rejudge results/NAME``: judge a finished run's recorded generations again.
+"""Judge a finished run's recorded generations again (``recif-eval --rejudge results/NAME``).
 
-No model is loaded and nothing is generated: the text tasks' per-sample records
+No model is loaded and nothing is generated: the judged tasks' per-sample records
 (``samples_recif_<task>.jsonl``) carry the exact ``(task, sample_id, generation, answer)`` items the
 aggregation judged, so the scores equal those of a run judged in one go.  ``summary.json``,
 ``lm_eval_results.json`` and ``judge_<task>.jsonl`` are updated in place.
@@ -9,57 +9,66 @@ aggregation judged, so the scores equal those of a run judged in one go.  ``summ
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recif_bench import harness
 from recif_bench import results as res
-from recif_bench.benchmark import task_info
-from recif_bench.cli.eval import UsageError, write_judge_samples
+from recif_bench.benchmark import judged_tasks, task_info
 from recif_bench.data.reader import DataError
-from recif_bench.judges import JUDGED_TASKS, settings_from_env
+from recif_bench.judges import JudgeConfig, JudgeConfigError, JudgeSession
+from recif_bench.settings import UsageError
 
 
-def rejudge(run_dir: Path) -> dict[str, Any]:
+def rejudge(run_dir: str | Path, judge: JudgeConfig | None) -> dict[str, Any]:
+    """The run's summary with its judged tasks scored by ``judge`` (checked before the run is read)."""
+    run_dir = Path(run_dir)
+    if judge is not None and judge.cache_dir is None:
+        judge = replace(judge, cache_dir=str(run_dir / "judge_cache"))
+    session = JudgeSession(judge)
+    try:
+        session.check(judged_tasks())
+    except (JudgeConfigError, OSError, ValueError) as exc:
+        raise UsageError(f"--judge: {exc}") from None
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         raise FileNotFoundError(f"--rejudge: {summary_path} does not exist (not a finished recif-eval run)")
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     if summary.get("schema") != res.SCHEMA:
         raise DataError(f"{summary_path}: unknown schema {summary.get('schema')!r} (expected {res.SCHEMA})")
-    if settings_from_env() is None:
+    if judge is None:
         raise UsageError("--rejudge needs a judge: --judge SPEC or RECIF_JUDGE")
     lm_path = run_dir / "lm_eval_results.json"
     lm_results = json.loads(lm_path.read_text(encoding="utf-8")) if lm_path.exists() else {}
-    harness.reset_judge()
-    for task in JUDGED_TASKS:
+    for task in judged_tasks():
         entry = summary["tasks"].get(task)
         if not entry or not entry["supported"]:
             continue
         name = task_info(task).lm_eval_name
         judged = {metric: res.clean_number(value) for metric, value in
-                  _judge_recorded(task, run_dir / f"samples_{name}.jsonl").items()}
+                  _judge_recorded(session, task, run_dir / f"samples_{name}.jsonl").items()}
         entry["metrics"].update(judged)
         entry["headline"]["value"] = entry["metrics"].get(entry["headline"]["metric"])
-        entry["judge"] = harness.JUDGE_STATS[task]
+        entry["judge"] = session.stats[task]
         recorded = lm_results.get("results", {}).get(name)
         if recorded is not None:
             recorded.update({f"{metric},none": value for metric, value in judged.items()})
-    summary["settings"]["judge"] = harness.judge_settings_for_summary()
+    summary["settings"]["judge"] = session.public()
     summary["run"]["rejudged"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_judge_samples(run_dir, harness.JUDGE_SAMPLES)
+    res.write_judge_samples(run_dir, session.samples)
     if lm_results:
         res.write_json(lm_path, lm_results)
     res.write_json(summary_path, summary)
     return summary
 
 
-def _judge_recorded(task: str, path: Path) -> dict[str, Any]:
+def _judge_recorded(session: JudgeSession, task: str, path: Path) -> dict[str, Any]:
     """The judged metrics of ``task`` over the items recorded in ``path``."""
     if not path.exists():
         raise FileNotFoundError(f"--rejudge: {path} does not exist; the run recorded no {task} generations")
-    metric = harness.JUDGED_METRICS[task][0]
+    metrics_of_task = task_info(task).judged_metrics
+    metric = metrics_of_task[0]
     items = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -69,5 +78,5 @@ def _judge_recorded(task: str, path: Path) -> dict[str, Any]:
         if not (isinstance(item, list) and len(item) == 4 and item[0] == task):
             raise DataError(f"{path}:{lineno}: no recorded {task} generation (field {metric!r})")
         items.append(item[1:])
-    metrics = harness.judge_items(task, items)
-    return {m: metrics.get(m) for m in harness.JUDGED_METRICS[task]}
+    metrics = session.judge(task, items)
+    return {m: metrics.get(m) for m in metrics_of_task}

@@ -1,0 +1,298 @@
+"""``evaluate(model, tasks, settings) -> Summary``: every RecIF-Bench score of one model, in one call.
+
+The one entry point under ``recif-eval``, the training pipeline and the benchmarks (in the spirit
+of lm-eval's ``simple_evaluate``, which it wraps): it validates the data before the model is
+loaded, builds one of our K-candidate models, runs the task YAMLs, judges the judged text tasks
+with the given :class:`~recif_bench.judges.JudgeConfig`, and writes the run directory of the
+results contract.  A bad input raises one of :data:`INPUT_ERRORS`, whose message names it.
+
+    from recif_bench.evaluate import EvalSettings, evaluate
+    summary = evaluate("popularity", "recif_layer1", EvalSettings(limit=50, output="results/pop"))
+    summary.headline("video")
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from recif_bench import general, tasks_dir
+from recif_bench import results as res
+from recif_bench.benchmark import AMAZON_PREFIX, task_info
+from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
+from recif_bench.itemic.collisions import CatalogueError
+from recif_bench.itemic.embed import EmbeddingError
+from recif_bench.judges import JudgeConfigError, JudgeSession
+from recif_bench.judges.session import active
+from recif_bench.models.openai_backend import ServerError
+from recif_bench.models.vllm_engine import EngineOptionError
+from recif_bench.settings import BACKENDS, EvalSettings, GeneralSettings, Model, UsageError, expand_tasks
+from recif_bench.sid import SidError, SidFormat
+from recif_bench.transfer import format_table as transfer_table
+
+log = logging.getLogger("recif_bench")
+
+# What a bad input raises: callers (the CLIs) turn these into one line, never a traceback.
+INPUT_ERRORS = (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError, CatalogueError,
+                EmbeddingError, NotImplementedError, JudgeConfigError, EngineOptionError)
+
+
+@dataclass
+class Summary:
+    """A finished run: ``record`` is its summary.json, ``run_dir`` the folder holding it."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    unsupported: list[str]     # tasks the model cannot do ("--" in the tables)
+
+    def headline(self, task: str) -> float | None:
+        return self.record["tasks"][task_info(task).name]["headline"]["value"]
+
+    def report(self) -> str:
+        """The tables ``recif-eval`` prints: RecIF-Bench, Amazon transfer and general tasks, then the folder."""
+        tables = (res.format_table(self.record), transfer_table(self.record),
+                  general.format_table(self.record["general"]) if "general" in self.record else "")
+        lines = [table for table in tables if "\n" in table]    # a header without rows is left out
+        if self.unsupported:
+            lines.append(f"(not supported by {self.record['model']['name']}: {', '.join(self.unsupported)})")
+        lines.append(f"results: {self.run_dir}")
+        return "\n".join(lines)
+
+
+def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
+             settings: EvalSettings | None = None) -> Summary:
+    """Evaluate ``model`` (a name, or a :class:`Model`) on ``tasks`` (task or group names) and write the run."""
+    from recif_bench.models.rec import supports
+    from recif_bench.resume import ResumableLM
+
+    settings = settings or EvalSettings()
+    model = model if isinstance(model, Model) else Model(model)
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    fmt = SidFormat(settings.sid_levels, settings.sid_codebook)
+    names = expand_tasks(tasks)
+    backend = model.backend or ("rec" if model.name in _recommenders() else "hf")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend: {backend!r}; known: {', '.join(BACKENDS)}")
+    think_ahead = _think_ahead(settings.think_ahead, backend) if settings.think_ahead else None
+    thinking = settings.thinking or think_ahead is not None    # the reasoning paths need thinking prompts
+
+    root = _data_root(settings.data_dir, names)
+    data_name = _data_name(root, names)
+    print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
+    reports = {t: _validate(root, t, settings, fmt) for t in names}
+    general_tasks, general_manager = _general_tasks(settings.general, backend)
+
+    run_dir = Path(settings.output or Path("results") / _run_name(model.name, data_name))
+    if (run_dir / "summary.json").exists() and not settings.resume:
+        print(f"recif-eval: {run_dir} holds a finished run; it will be replaced", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    requests_db = run_dir / "requests.db"
+    if requests_db.exists() and not settings.resume:
+        requests_db.unlink()
+
+    metadata = {"data_dir": str(root), "thinking": thinking, "chat_template": settings.chat_template,
+                "item_ids": settings.item_ids, "text_augmented": settings.text_augmented,
+                "collision_mode": settings.collision_mode,
+                "limit": settings.limit, "sample": settings.sample, "seed": settings.seed,
+                "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
+    model_args = {**model.args, **_backend_args(backend, model.name, settings, thinking, think_ahead, root, fmt)}
+    judge = _judge_session(settings, run_dir, names)
+    lm = model.lm if model.lm is not None else _build_model(backend, model_args)
+
+    runnable = [t for t in names if supports(lm, task_info(t).kind)]
+    resumable = ResumableLM(lm, requests_db)
+    try:
+        with active(judge):
+            lm_results = _run_tasks(resumable, runnable, metadata, settings) if runnable else {"results": {}}
+        general_results = general.evaluate(resumable, general_tasks, general_manager, limit=settings.general.limit,
+                                           num_fewshot=settings.general.num_fewshot,
+                                           seed=settings.seed) if general_tasks else {}
+    finally:
+        resumable.close()   # flushes finished requests even when interrupted
+
+    for task in runnable:
+        name = task_info(task).lm_eval_name
+        res.write_samples(run_dir, name, lm_results.get("samples", {}).get(name, []))
+    for name, samples in general_results.get("samples", {}).items():
+        res.write_samples(run_dir, name, samples)
+    res.write_judge_samples(run_dir, judge.samples)
+    lm_results = general.merge_lm_results(lm_results, general_results)
+    res.write_json(run_dir / "lm_eval_results.json", {k: v for k, v in lm_results.items() if k != "samples"})
+    entries = {}
+    for task in names:
+        report, name, supported = reports[task], task_info(task).lm_eval_name, task in runnable
+        entries[task] = res.task_entry(task, n=report.n_loaded, n_skipped=report.skipped, n_flagged=report.flagged,
+                                       metrics=res.task_metrics(lm_results, name) if supported else None,
+                                       supported=supported, judge=judge.stats.get(task))
+    k = _beam_width(names)
+    summary = res.build_summary(
+        name=run_dir.name, started=started, elapsed=time.perf_counter() - clock,
+        model={"name": model.name, "backend": backend, "source": _public_source(model.name, model_args),
+               "fingerprint": res.model_fingerprint(model.name),
+               **({"stage": settings.stage} if settings.stage else {})},
+        data={"name": data_name, "location": str(root),
+              "fingerprint": res.data_fingerprint(r.fingerprint for r in reports.values()),
+              "files": {t: r.as_dict() for t, r in reports.items()},
+              "limit": settings.limit, "sample": settings.sample},
+        settings={"thinking": thinking, "constrained": settings.constrained, "chat_template": settings.chat_template,
+                  "think_ahead": think_ahead and {"paths": think_ahead.paths, "beams": think_ahead.beams,
+                                                  "fast_model": model_args.get("fast_model") or model.name},
+                  "num_beams": k, "num_return_sequences": k, "seed": settings.seed,
+                  "sid_format": {"levels": fmt.levels, "codebook_size": fmt.codebook_size},
+                  "judge": judge.public(),
+                  "requests": {"reused": resumable.reused, "computed": resumable.computed}},
+        tasks=entries)
+    if settings.pipeline:
+        summary["run"]["pipeline"] = settings.pipeline
+    if general_tasks:
+        summary["general"] = general.summarize(general_results, general_tasks, {
+            "limit": settings.general.limit, "num_fewshot": settings.general.num_fewshot,
+            "include": list(settings.general.include)})
+    res.write_json(run_dir / "summary.json", summary)
+    return Summary(run_dir, summary, [t for t in names if t not in runnable])
+
+
+def _beam_width(tasks: Sequence[str]) -> int | None:
+    """K of the run's rec tasks (one run never mixes RecIF-Bench and Amazon tasks); None without rec tasks."""
+    ks = {task_info(t).k for t in tasks if task_info(t).k}
+    return max(ks) if ks else None
+
+
+def _judge_session(settings: EvalSettings, run_dir: Path, tasks: Sequence[str]) -> JudgeSession:
+    """The run's judge, checked before any model is loaded: a bad spec or missing credentials end the
+    run at once instead of after the generations.  Its cache defaults to the run folder."""
+    config = settings.judge
+    if config is not None and config.cache_dir is None:
+        config = replace(config, cache_dir=str(run_dir / "judge_cache"))
+    session = JudgeSession(config)
+    try:
+        session.check(t for t in tasks if task_info(t).judge)
+    except (JudgeConfigError, OSError, ValueError) as exc:
+        raise UsageError(f"--judge: {exc}") from None
+    return session
+
+
+def _build_model(backend: str, model_args: dict[str, Any]):
+    from recif_bench.models import build_model
+
+    return build_model(BACKENDS[backend], model_args)
+
+
+def _general_tasks(spec: GeneralSettings | None, backend: str) -> tuple[list[str], Any]:
+    """The general task names and the lm-eval TaskManager that finds them, checked before the model loads."""
+    if spec is None:
+        return [], None
+    if backend == "rec":
+        raise UsageError("--general: recommender baselines (rec backend) cannot run language tasks")
+    for folder in spec.include:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--general-include: {folder}: no such folder")
+    names = list(dict.fromkeys(spec.tasks))
+    manager = general.task_manager(names, list(spec.include))
+    try:
+        general.check_tasks(manager, names)
+    except general.GeneralTaskError as exc:
+        raise UsageError(f"--general: {exc}") from None
+    return names, manager
+
+
+def _run_tasks(lm, tasks: list[str], metadata: dict, settings: EvalSettings) -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    include = [tasks_dir(), *(str(p) for p in settings.include_paths)]
+    manager = TaskManager(include_path=include, include_defaults=False, metadata=metadata)
+    names = [task_info(t).lm_eval_name for t in tasks]
+    seed = settings.seed
+    return lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=manager, bootstrap_iters=0,
+                                   log_samples=True, random_seed=seed, numpy_random_seed=seed,
+                                   torch_random_seed=seed, fewshot_random_seed=seed) or {}
+
+
+def _validate(root: Path, task: str, settings: EvalSettings, fmt: SidFormat) -> LoadReport:
+    if task.startswith(AMAZON_PREFIX):
+        from recif_bench import transfer
+
+        return transfer.load(task, str(root), settings.item_ids, settings.text_augmented, settings.collision_mode,
+                             limit=settings.limit, sample=settings.sample, seed=settings.seed)[2]
+    _, report = load_task(root, task, limit=settings.limit, sample=settings.sample, seed=settings.seed, fmt=fmt)
+    return report
+
+
+def _recommenders() -> set[str]:
+    from recif_bench.models.rec import RECOMMENDERS
+
+    return set(RECOMMENDERS)
+
+
+def _backend_args(backend: str, name: str, settings: EvalSettings, thinking: bool, think_ahead: Any,
+                  root: Path, fmt: SidFormat) -> dict[str, Any]:
+    common = {"data_dir": str(root), "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
+    if backend == "rec":
+        return {"model": name, "item_ids": settings.item_ids, "text_augmented": settings.text_augmented, **common}
+    llm = {"pretrained": name, "thinking": thinking, "seed": settings.seed, **common}
+    if settings.constrained:
+        if backend != "hf":
+            raise UsageError(f"--constrained is supported by the hf backend, not {backend}")
+        llm["constrained"] = True
+    if think_ahead is not None:
+        llm["think_ahead"] = str(think_ahead)
+    if backend == "openai":
+        llm["model"] = llm.pop("pretrained")
+    return llm
+
+
+def _think_ahead(value: str, backend: str) -> Any:
+    """``T,m`` -> think-ahead settings, checked before any data or model is loaded."""
+    from recif_bench.models.think_ahead import ThinkAhead
+
+    if backend != "hf":
+        raise UsageError(f"--think-ahead is supported by the hf backend, not {backend}")
+    try:
+        return ThinkAhead.parse(value)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
+
+
+def _data_root(data_dir: str | Path | None, tasks: list[str]) -> Path:
+    """The RecIF-Bench data root, or the Amazon folder (given explicitly) when every task is an Amazon one."""
+    amazon = [t for t in tasks if t.startswith(AMAZON_PREFIX)]
+    if not amazon:
+        return resolve_data_dir(None if data_dir is None else str(data_dir))
+    if len(amazon) < len(tasks):
+        raise UsageError("--tasks: run the Amazon tasks and the RecIF-Bench tasks separately (different --data-dir)")
+    if not data_dir:
+        raise UsageError("--data-dir: the Amazon tasks need the folder holding <category>/ (e.g. ../shared/data/amazon)")
+    return Path(data_dir)
+
+
+def _data_name(root: Path, tasks: Sequence[str]) -> str:
+    from recif_bench.data.mini import MARKER
+
+    if tasks and all(t.startswith(AMAZON_PREFIX) for t in tasks):
+        return "amazon-" + "+".join(t.removeprefix(AMAZON_PREFIX) for t in tasks)
+    if (root / MARKER).exists():
+        return "mini-recif"
+    if (root / "label_pred").is_dir() and (root / "video").is_dir():
+        return "recif-bench"
+    return "custom"
+
+
+def _run_name(model: str, data_name: str) -> str:
+    stem = Path(model.rstrip("/")).name or "model"
+    return f"{stem}-{data_name}"
+
+
+def _public_source(model: str, model_args: dict[str, Any]) -> str:
+    """Where the model came from, never with credentials (URLs lose their user:password part)."""
+    url = str(model_args.get("base_url", ""))
+    if url:
+        from recif_bench.judges.settings import public_url
+
+        return f"{public_url(url)} ({model})"
+    return model
