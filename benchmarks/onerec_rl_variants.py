@@ -114,7 +114,7 @@ def main() -> int:
         sft = demo.ensure()
     data_dir = pipeline.build_data({"build_data": {"raw": "mini", "seed": 42}}, out / "data")
     eval_config = {"name": "onerec-rl-variants", "sid_levels": 3, "sid_codebook": 8192,
-                   "eval": {"tasks": ",".join(TASKS), "args": ["--limit", str(args.limit)]}}
+                   "eval": {"tasks": ",".join(TASKS), "settings": {"limit": args.limit}}}
     seeds = f"train {args.seed}, mixture 0, data 42"
     rows = [{"label": "SFT", "scores": scores(eval_config, "sft", sft, out), "seeds": "--"}]
     for name, label, config in VARIANTS:
