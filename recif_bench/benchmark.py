@@ -67,7 +67,7 @@ TASKS: dict[str, TaskInfo] = {}
 
 
 def register_task(info: TaskInfo) -> TaskInfo:
-    """Add a task to the registry (its YAML must name it ``info.lm_eval_name``); re-registering the same entry is a no-op."""
+    """Add a task to the registry; its YAML names it ``info.lm_eval_name``.  Registering the same entry twice is a no-op."""
     known = TASKS.get(info.name)
     if known is not None and known != info:
         raise ValueError(f"task {info.name!r} is already registered differently: {known}")

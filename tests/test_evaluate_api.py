@@ -18,7 +18,8 @@ from recif_bench.settings import EvalSettings, Model, UsageError, expand_tasks
 
 def test_evaluate_writes_the_run_and_returns_its_summary(mini_dir, tmp_path):
     environ = {k: v for k, v in os.environ.items() if k.startswith("RECIF")}
-    summary = evaluate("popularity", "video,label_pred", EvalSettings(data_dir=mini_dir, limit=20, output=tmp_path / "run"))
+    settings = EvalSettings(data_dir=mini_dir, limit=20, output=tmp_path / "run")
+    summary = evaluate("popularity", "video,label_pred", settings)
     assert isinstance(summary, Summary) and summary.run_dir == tmp_path / "run"
     assert summary.record == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert list(summary.record["tasks"]) == ["video", "label_pred"]
@@ -140,7 +141,8 @@ def test_pipeline_stage_evaluation_settings(tmp_path):
               "eval": {"tasks": "recif_video", "sample": 20, "settings": {"thinking": True, "seed": 3}}}
     settings = pipeline.eval_settings(config, "sft", tmp_path / "sft", tmp_path)
     assert (settings.sid_codebook, settings.sample, settings.thinking, settings.seed) == (256, 20, True, 3)
-    assert (settings.pipeline, settings.stage, settings.output, settings.resume) == ("p", "sft", tmp_path / "sft", False)
+    assert (settings.pipeline, settings.stage, settings.resume) == ("p", "sft", False)
+    assert settings.output == tmp_path / "sft"
     config["eval"]["settings"] = {"thinkng": True}
     with pytest.raises(ConfigError, match="thinkng"):
         pipeline.eval_settings(config, "sft", tmp_path / "sft", tmp_path)
@@ -149,7 +151,7 @@ def test_pipeline_stage_evaluation_settings(tmp_path):
 def test_demo_runs_the_demo_model_and_popularity_through_evaluate(tiny_model_dir, mini_dir, tmp_path, monkeypatch,
                                                                   capsys):
     from recif_bench.cli.eval import main as recif_eval
-    from trainers import demo
+    from recif_bench.models import demo
 
     monkeypatch.setattr(demo, "ensure", lambda *a, **k: tiny_model_dir)
     out = tmp_path / "demo"

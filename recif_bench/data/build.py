@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from recif_bench import sid
+from recif_bench.benchmark import user_builder_tasks
 from recif_bench.data import builders, training
 from recif_bench.data.item_codes import PidCodes
 from recif_bench.data.reader import DataError
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = ".build-state.json"
 INFO_FILE = "build-info.json"
 WORK_DIR = ".build-work"
-USER_FILES = ("pretrain_video_rec", "pretrain_user_profile", *(f"sft_{t}" for t in builders.USER_BUILDERS))
+USER_FILES = ("pretrain_video_rec", "pretrain_user_profile", *(f"sft_{t}" for t in user_builder_tasks()))
 CAPTION_FILES = ("pretrain_item_understand", "sft_item_understand")
 TEXT_COLUMN = {"pretrain_video_rec": "segments", "pretrain_user_profile": "segments",
                "pretrain_item_understand": "segments"}     # every other output holds chat messages
@@ -296,7 +297,7 @@ def _run_table(settings: BuildSettings, executor: Executor, kind: str, state: di
 
 
 def _bench_names(kind: str) -> tuple[str, ...]:
-    tasks = tuple(builders.USER_BUILDERS) if kind == "users" else ("item_understand",)
+    tasks = tuple(user_builder_tasks()) if kind == "users" else ("item_understand",)
     return tuple(f"bench:{t}" for t in tasks)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from recif_bench import sid
-from recif_bench.benchmark import task_info
+from recif_bench.benchmark import task_info, user_builder_tasks
 from recif_bench.data import builders
 from recif_bench.data import templates as T
 
@@ -136,7 +136,7 @@ def build_all(raw_dir: str | Path, seed: int = 42, fmt: sid.SidFormat = sid.DEFA
     users, maps, captions = load_raw(raw_dir, fmt)
     out = {**user_rows(builders._rows(users), maps, seed), **caption_rows(builders._rows(captions), maps, seed)}
     order = ["pretrain_video_rec", "pretrain_user_profile", "pretrain_item_understand",
-             *(f"sft_{t}" for t in builders.USER_BUILDERS), "sft_item_understand"]
+             *(f"sft_{t}" for t in user_builder_tasks()), "sft_item_understand"]
     return {name: with_uuids(name, out[name]) for name in order}
 
 

@@ -28,6 +28,10 @@ class JudgeConfigError(ValueError):
     """A judge spec or config that cannot work; the message names the offending input."""
 
 
+# not in results: the key; where the cache lives; BERTScore (item_understand's stats record the one used)
+_NOT_RECORDED = ("api_key", "cache_dir", "bertscore_model", "bertscore_layer")
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     kind: str
@@ -62,7 +66,7 @@ class JudgeConfig:
 
     def public(self) -> dict[str, Any]:
         """The settings as results record them: no key, and a base URL without user/query parts."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("api_key", "cache_dir", "bertscore_model", "bertscore_layer")}
+        out = {k: v for k, v in asdict(self).items() if k not in _NOT_RECORDED}
         out["base_url"] = public_url(self.base_url)
         out["comparable_with_paper"] = self.comparable_with_paper
         return out
