@@ -104,3 +104,33 @@ def test_stop_strings_cut_text(lm):
     kwargs = {"until": ["<s_b_"], "do_sample": False, "max_gen_toks": 3, "answer_prefix": "<|sid_begin|>"}
     (candidates,) = lm.generate_until([gen(chat.render(PROMPT_MESSAGES, thinking=False), kwargs, "recif_item_understand")])
     assert len(candidates) == 1 and "<s_b_" not in candidates[0]
+
+
+def test_rec_answers_equal_generate_in_request_order(lm):
+    """Beam search with one prefill per prompt answers as model.generate(num_beams=K) did, in request order,
+    whatever the length-sorted batches (batch_size 2) put together."""
+    words = ["美食", "旅行的视频内容" * 6, "猫", "用户浏览了以下内容" * 3, "音乐"]
+    prompts = [chat.render([{"role": "user", "content": f"用户喜欢{w}"}], thinking=False) for w in words]
+    answers = lm.generate_until([gen(p) for p in prompts])
+    for prompt, candidates in zip(prompts, answers):
+        ids, mask = lm._encode([prompt + "<|sid_begin|>"])
+        with torch.no_grad():
+            out = lm.model.generate(input_ids=ids, attention_mask=mask, num_beams=4, num_return_sequences=4,
+                                    max_new_tokens=3, do_sample=False, early_stopping=True, length_penalty=1.0,
+                                    pad_token_id=lm.tokenizer.pad_token_id)
+        assert candidates == lm.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_generation_config_the_search_cannot_apply_keeps_generate(tiny_model_dir):
+    model = HFRecLM(pretrained=str(tiny_model_dir), sid_codebook=256)
+    prompt = chat.render(PROMPT_MESSAGES, thinking=False)
+    (plain,) = model.generate_until([gen(prompt)])
+    model.model.generation_config.repetition_penalty = 1.3
+    (candidates,) = model.generate_until([gen(prompt)])
+    assert candidates != plain   # the penalty is applied
+    ids, mask = model._encode([prompt + "<|sid_begin|>"])
+    with torch.no_grad():
+        out = model.model.generate(input_ids=ids, attention_mask=mask, num_beams=4, num_return_sequences=4,
+                                   max_new_tokens=3, do_sample=False, early_stopping=True,
+                                   pad_token_id=model.tokenizer.pad_token_id)
+    assert candidates == model.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)

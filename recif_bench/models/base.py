@@ -85,6 +85,8 @@ class KCandidateLM(LM):
             groups.setdefault(key, []).append(i)
         bar = tqdm(total=len(requests), desc=f"{type(self).__name__}: generate", disable=disable_tqdm)
         for indices in groups.values():
+            # longest prompts first, so a batch pads its prompts to similar lengths (results keep request order)
+            indices.sort(key=lambda i: len(requests[i].args[0]), reverse=True)
             spec = GenSpec.for_request(requests[indices[0]])
             ours = follows_recif_contract(requests[indices[0]])   # one task per group
             for start in range(0, len(indices), self.batch_size):

@@ -1,5 +1,7 @@
 """``recif-hf``: any transformers causal LM, batched, K candidates by beam search or sampling.
 
+Beam search prefills each prompt once and runs its K beams on the cache (:mod:`recif_bench.models.beam`).
+
 model_args: ``pretrained`` (folder or hub id), ``dtype`` (auto | float32 | bfloat16 ...),
 ``device`` (default cuda when available), ``batch_size``, ``thinking``, ``constrained`` with
 ``data_dir`` (trie over the catalogue's SIDs), ``sid_levels``, ``sid_codebook``, ``seed``,
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lm_eval.api.registry import register_model
 
@@ -24,6 +26,9 @@ from recif_bench import sid
 from recif_bench.models.base import KCandidateLM
 from recif_bench.models.genspec import GenSpec
 from recif_bench.options import as_bool
+
+if TYPE_CHECKING:
+    from recif_bench.models.beam import BeamSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,7 @@ class HFRecLM(KCandidateLM):
         self.data_dir = Path(data_dir) if data_dir else None
         if (self.constrained or self.think_ahead) and self.data_dir is None:
             raise ValueError("constrained=true and think_ahead need data_dir=<benchmark data root> to read the catalogue")
+        self._warned_generate: set[int] = set()   # models that fall back to generate, told once
         self.forward_calls = 0   # model forwards spent on scoring: one per unique label_pred prompt
         self.max_length = int(max_length or getattr(self.model.config, "max_position_embeddings", None) or 2048)
         # what an empty context is scored after (lm-eval's convention: BOS, else EOS)
@@ -116,6 +122,12 @@ class HFRecLM(KCandidateLM):
         """
         torch = self.torch
         input_ids, attention = self._encode(prompts, spec.sampling.max_new_tokens)
+        settings = self._beam_settings(model, spec)
+        if settings is not None:
+            from recif_bench.models.beam import beam_search
+
+            allowed = None if tries is None else (lambda prompt, prefix: tries[prompt].allowed(prefix))
+            return beam_search(model, input_ids, attention, settings, allowed)
         k = spec.num_return_sequences
         kwargs: dict[str, Any] = {"max_new_tokens": spec.sampling.max_new_tokens, "num_return_sequences": k,
                                   "pad_token_id": self.tokenizer.pad_token_id}
@@ -138,6 +150,29 @@ class HFRecLM(KCandidateLM):
         with torch.no_grad():
             output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         return output[:, input_ids.shape[1]:]
+
+    def _beam_settings(self, model: Any, spec: GenSpec) -> BeamSettings | None:
+        """The settings of ``spec``'s beam search, or None where ``generate`` must run it.
+
+        ``generate`` runs sampling and greedy decoding, and beam search for a model whose generation
+        config changes scores in ways only ``generate`` applies (:func:`~recif_bench.models.beam.unsupported_settings`).
+        """
+        from recif_bench.models.beam import BeamSettings, unsupported_settings
+
+        if not spec.beam_search:
+            return None
+        unsupported = unsupported_settings(model.generation_config)
+        if unsupported:
+            if id(model) not in self._warned_generate:
+                self._warned_generate.add(id(model))
+                log.warning("beam search through model.generate (one prefill per beam): the model's generation "
+                            "config sets %s", ", ".join(unsupported))
+            return None
+        eos = model.generation_config.eos_token_id
+        return BeamSettings(num_beams=spec.beam_width, num_return_sequences=spec.num_return_sequences,
+                            max_new_tokens=spec.sampling.max_new_tokens,
+                            eos_token_ids=tuple(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos]),
+                            pad_token_id=self.tokenizer.pad_token_id, length_penalty=1.0, early_stopping=True)
 
     def trie(self, catalogue: str):
         """The trie of the catalogue file ``catalogue`` (in the data root) in this tokenizer's ids."""
