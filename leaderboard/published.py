@@ -18,15 +18,13 @@ A file is one published table::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
 
 from leaderboard.layout import headline_metric
-
-_REPO_DIR = Path(__file__).resolve().parents[1] / "configs" / "published"
+from recif_bench_configs import HOME
 
 
 class PublishedError(ValueError):
@@ -70,10 +68,8 @@ class PublishedTable:
 
 
 def default_dir() -> Path:
-    """The repository's ``configs/published`` when run from a checkout, else the installed copy."""
-    if _REPO_DIR.is_dir():
-        return _REPO_DIR
-    return Path(str(resources.files("recif_bench_published")))
+    """``configs/published`` of the installed configs home (the checkout's own folder in an editable install)."""
+    return HOME / "published"
 
 
 def load_published(directory: Path | None = None) -> list[PublishedTable]:

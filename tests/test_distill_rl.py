@@ -68,7 +68,7 @@ def test_distill_steps_never_feed_the_teacher_an_oov_id(tiny_model_dir, tmp_path
     teacher.save_pretrained(tmp_path / "teacher")
     run = distill.build_trainer(tiny("distill", model=tiny_model_dir, teacher=tmp_path / "teacher",
                                      output_dir=tmp_path / "out", **{"train.max_steps": 2,
-                                                                     "data.prompts": "[{path: trainers/configs/general_prompts.jsonl, rows: 4}]"}))
+                                                                     "data.prompts": "[{path: general_prompts.jsonl, rows: 4}]"}))
     seen = []
     run.teacher.get_input_embeddings().register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].max())))
     before = {n: p.detach().clone() for n, p in run.model.named_parameters()}

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # package name -> folder, as setup.py installs them
 PACKAGES = {"recif_bench": ROOT / "recif_bench", "trainers": ROOT / "trainers", "leaderboard": ROOT / "leaderboard",
-            "recif_bench_tasks": ROOT / "tasks", "recif_bench_published": ROOT / "configs" / "published"}
+            "recif_bench_tasks": ROOT / "tasks", "recif_bench_configs": ROOT / "configs"}
 # trainers/ modules that run other recipes by design (the staged pipeline, the demo build, the CLI)
 ORCHESTRATORS = {"trainers.cli", "trainers.pipeline", "trainers.demo"}
 

@@ -1,18 +1,19 @@
 """``recif-train``: build training data, pretrain (stage 1 / 2), SFT, or build the demo model (the recipes' CLI).
 
     recif-train build-data --raw path/to/raw --out runs/data [--benchmark runs/bench] [--num-proc N]
-    recif-train pretrain --config configs/train/tiny_stage1.yaml [--set train.max_steps=10 ...]
-    recif-train sft --config configs/train/tiny_sft.yaml
-    recif-train distill --config configs/train/tiny_distill.yaml
-    recif-train rl --config configs/train/tiny_rl.yaml
-    recif-train think-data --config configs/train/think_data_mini.yaml   # OneRec-Think rationale + SID rows
-    recif-train pipeline --config configs/train/mini.yaml    # every stage on mini-RecIF, evaluated after each
-    recif-train sasrec --config configs/train/sasrec_beauty_bce.yaml   # also: tiger
-    recif-train pscore --config configs/train/pscore_mini.yaml        # P-Score reward model, AUC per tower
-    recif-train lazy-decoder --config configs/train/lazy_decoder_mini.yaml   # OneRec-V2's lazy decoder
+    recif-train pretrain --config tiny_stage1 [--set train.max_steps=10 ...]
+    recif-train sft --config tiny_sft
+    recif-train distill --config tiny_distill
+    recif-train rl --config tiny_rl
+    recif-train think-data --config think_data_mini   # OneRec-Think rationale + SID rows
+    recif-train pipeline --config mini    # every stage on mini-RecIF, evaluated after each
+    recif-train sasrec --config sasrec_beauty_bce   # also: tiger
+    recif-train pscore --config pscore_mini        # P-Score reward model, AUC per tower
+    recif-train lazy-decoder --config lazy_decoder_mini   # OneRec-V2's lazy decoder
     recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
 
-Runs under ``accelerate launch`` unchanged (DDP / FSDP / DeepSpeed configs in configs/accelerate/).
+``--config`` takes a YAML file or the name of a shipped config (``configs/train/<name>.yaml``, installed with the
+package).  Runs under ``accelerate launch`` unchanged (DDP / FSDP / DeepSpeed configs in configs/accelerate/).
 Bad inputs end the command with one error line naming the input (exit code 2).
 """
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("think-data", "OneRec-Think reasoning activation: pruned-context rationales -> SFT rows"),
                        ("pipeline", "build-data -> stage 1 -> stage 2 -> SFT -> distill -> RL, evaluated after each")):
         recipe = sub.add_parser(name, help=text)
-        recipe.add_argument("--config", required=True)
+        recipe.add_argument("--config", required=True,
+                            help="a config file, or the name of a shipped one (e.g. tiny_sft; see configs/train/)")
         recipe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="override a config value, e.g. train.max_steps=20 (repeatable)")
     demo = sub.add_parser("demo", help="build (or reuse) the mini-RecIF demo model and print its folder")

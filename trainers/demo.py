@@ -7,7 +7,7 @@
 2. a byte-level BPE trained on the mini-RecIF texts, a random Qwen3, the itemic tokens
    (3 x 256 codes + delimiters) added by :func:`recif_bench.itemic.vocab.expand` with their
    rows initialised from the item captions;
-3. the three recipes with the configs in ``trainers/configs/demo_*.yaml`` (installed with the
+3. the three recipes with the shipped configs ``configs/train/demo_*.yaml`` (installed with the
    package): stage 1 (itemic rows only), stage 2 (all weights, packed), SFT.
 
 The final folder is an ordinary HF checkpoint; the evaluation then runs like any other model.
@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,9 @@ STAGES = (("stage1", "pretrain"), ("stage2", "pretrain"), ("sft", "sft"))
 
 
 def config(name: str) -> dict[str, Any]:
-    import yaml
+    from trainers.common.config import load
 
-    text = (resources.files("trainers") / "configs" / f"demo_{name}.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    return load(f"demo_{name}")
 
 
 def ensure(rebuild: bool = False) -> Path:

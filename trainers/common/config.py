@@ -1,4 +1,10 @@
-"""Recipe configs: one YAML file per run, with ``key.sub=value`` overrides from the command line."""
+"""Recipe configs: one YAML file per run, with ``key.sub=value`` overrides from the command line.
+
+A config is named by path or by the name of a shipped one (``tiny_sft`` is ``configs/train/tiny_sft.yaml`` of the
+installed configs home, :data:`recif_bench_configs.HOME`), so ``recif-train sft --config tiny_sft`` works from any
+folder after ``pip install``.  Paths inside a config (runs, data) stay relative to the working directory; a file a
+config ships with (``general_prompts.jsonl``) is found by :func:`shipped_file`.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,49 @@ from typing import Any, Iterable
 import yaml
 
 from recif_bench.recommenders.settings import ConfigError
+from recif_bench_configs import HOME
 
-__all__ = ["ConfigError", "apply_override", "load", "require"]
+__all__ = ["ConfigError", "apply_override", "find", "load", "require", "shipped_file", "shipped_names"]
+
+TRAIN_CONFIGS = HOME / "train"
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped recipe configs (``tiny_sft``, ``qwen3_1.7b_sft``, ...)."""
+    return sorted(p.stem for p in TRAIN_CONFIGS.glob("*.yaml"))
+
+
+def shipped_file(path: str | Path) -> Path:
+    """``path`` when it exists from the working directory; else the shipped file of that relative path, looked up
+    in ``configs/train/`` (``general_prompts.jsonl``) or, for ``configs/...``, in the configs home.  When neither
+    exists, ``path`` unchanged (the caller says what is missing, or reads it as a hub name)."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    parts = path.parts
+    candidates = [HOME.joinpath(*parts[1:])] if parts[0] == "configs" and len(parts) > 1 else []
+    candidates.append(TRAIN_CONFIGS / path)
+    return next((c for c in candidates if c.exists()), path)
+
+
+def find(name_or_path: str | Path) -> Path:
+    """The config file a ``--config`` value names: a path, or a shipped config's name (with or without ``.yaml``)."""
+    text = str(name_or_path)
+    path = shipped_file(text)
+    if path.is_file():
+        return path
+    if Path(text).parent != Path("."):
+        raise ConfigError(f"{text}: config file not found")
+    path = shipped_file(text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
+    if not path.is_file():
+        raise ConfigError(f"{text}: config file not found, and no shipped config of that name "
+                          f"(shipped: {', '.join(shipped_names())})")
+    return path
 
 
 def load(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The config at ``path`` with overrides applied; relative paths in it stay relative to the cwd."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
+    """The config a path or shipped name points to (:func:`find`), with overrides applied."""
+    path = find(path)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

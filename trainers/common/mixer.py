@@ -6,7 +6,8 @@ A mixer entry names a dataset and how many rows to draw from it::
       - {name: OpenMathReasoning, path: nvidia/OpenMathReasoning, split: train, rows: 477179}
       - {name: local-faq, path: data/faq.jsonl, rows: 2000}
 
-``path`` is a local file or folder (json/jsonl/parquet/csv, read offline) or a Hugging Face
+``path`` is a local file or folder (json/jsonl/parquet/csv, read offline; a file shipped beside the
+recipe configs, such as ``general_prompts.jsonl``, is found from any folder) or a Hugging Face
 dataset id (needs the network).  Rows keep ``messages``/``segments`` when the dataset has them;
 otherwise ``field`` (default ``text``) becomes one text segment.  Draws are seeded.
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from trainers.common.config import shipped_file
 
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -25,7 +27,7 @@ def load_entry(entry: Mapping[str, Any], seed: int) -> list[dict[str, Any]]:
     import datasets
 
     name, path = entry.get("name") or entry.get("path"), str(entry["path"])
-    local = Path(path)
+    local = shipped_file(path)
     if local.exists():
         files = sorted(local.rglob("*")) if local.is_dir() else [local]
         files = [f for f in files if f.suffix in LOCAL_FORMATS]
