@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from recif_bench import chat
-from recif_bench.benchmark import AMAZON_PREFIX, task_info
+from recif_bench.benchmark import AMAZON_K, AMAZON_PREFIX, task_info
 from recif_bench.data.amazon import AmazonDataset, Example, load_amazon
 from recif_bench.data.reader import DataError, LoadReport
 from recif_bench.harness import _candidates, _opt_int
@@ -40,7 +40,7 @@ from recif_bench.metrics.ranking import _ranking_metrics
 
 log = logging.getLogger(__name__)
 
-KS = (1, 3, 5, 10, 20)
+KS = (1, 3, 5, 10, AMAZON_K)   # cutoffs of the Amazon metrics, up to the task's K
 AUTO_EMBEDDER, AUTO_LEVELS, AUTO_CODEBOOK = "minilm", 3, 256
 
 
