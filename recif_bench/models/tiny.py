@@ -88,8 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--sid-levels", type=int, default=3)
     parser.add_argument("--sid-codebook", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--head-dim", type=int, default=16, help="vLLM's CPU attention needs >= 64")
     args = parser.parse_args(argv)
-    print(build_tiny_qwen3(args.out_dir, sid.SidFormat(args.sid_levels, args.sid_codebook)))
+    print(build_tiny_qwen3(args.out_dir, sid.SidFormat(args.sid_levels, args.sid_codebook), hidden=args.hidden,
+                           heads=args.heads, head_dim=args.head_dim))
 
 
 if __name__ == "__main__":

@@ -105,17 +105,19 @@ class VLLMRecLM(KCandidateLM):
         contexts = [self._encode(p) or [start] for p in prefixes]
         pieces = [[self._encode(c) for c in per] for per in continuations]
         results: list[list[tuple[float, bool]] | None] = [None] * len(prefixes)
-        single: dict[tuple[int, ...], list[int]] = {}
+        single: dict[tuple[int, ...], list[int]] = {}   # token set -> contexts (usually one set: 是, 否)
         multi = []
         for i, per in enumerate(pieces):
-            if all(len(p) == 1 for p in per):
-                single.setdefault(tuple(p[0] for p in per), []).append(i)
+            tokens = tuple(sorted({p[0] for p in per}))
+            if all(len(p) == 1 for p in per) and len(tokens) <= self.max_logprobs:
+                single.setdefault(tokens, []).append(i)
             else:
                 multi.append(i)
         for tokens, rows in single.items():
             scores = self.pool.call("next_token_scores", [contexts[i] for i in rows], list(tokens), progress=True)
             for i, (logprobs, best) in zip(rows, scores):
-                results[i] = [(lp, t == best) for lp, t in zip(logprobs, tokens)]
+                by_token = dict(zip(tokens, logprobs))
+                results[i] = [(by_token[p[0]], p[0] == best) for p in pieces[i]]
         if multi:
             flat = [(i, contexts[i] + piece) for i in multi for piece in pieces[i]]
             starts = [len(contexts[i]) for i, _ in flat]
