@@ -13,7 +13,7 @@ import logging
 from functools import lru_cache
 from typing import Any, Sequence
 
-from recif_bench import chat, sid
+from recif_bench import chat, sid, stock_guard
 from recif_bench.benchmark import task_info
 from recif_bench.data.reader import load_task, resolve_data_dir
 from recif_bench.options import as_bool
@@ -39,10 +39,13 @@ def load_docs(recif_task: str, data_dir: str | None = None, thinking: Any = Fals
     tokenizer = _tokenizer(pretrained) if chat_template == chat.MODEL_TEMPLATE else None
     mapping = root / info.mapping_file if info.mapping_file else None
     think = as_bool(thinking, "thinking")
+    prompts = [chat.render(s.messages, think, chat_template, tokenizer) for s in samples]
+    if stock_guard.is_stock_run(pretrained is not None):
+        stock_guard.check(info.name, info.kind, prompts, pretrained, think, _tokenizer)
     rows = {
         "task": [info.name] * len(samples),
         "sample_id": [s.sample_id for s in samples],
-        "prompt": [chat.render(s.messages, think, chat_template, tokenizer) for s in samples],
+        "prompt": prompts,
         "answer": [s.answer for s in samples],
         "answer_ids": [s.answer_ids for s in samples],
         "uid": [s.uid or "" for s in samples],
