@@ -121,14 +121,20 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
     for name, samples in general_results.get("samples", {}).items():
         res.write_samples(run_dir, name, samples)
     res.write_judge_samples(run_dir, judge.samples)
+    stderrs = {task: res.task_stderrs(task, lm_results.get("samples", {}).get(task_info(task).lm_eval_name, []),
+                                      judge.samples.get(task_info(task).name), settings.seed) for task in runnable}
+    for task, values in stderrs.items():
+        res.with_stderrs(lm_results, task_info(task).lm_eval_name, values)
     lm_results = general.merge_lm_results(lm_results, general_results)
-    res.write_json(run_dir / "lm_eval_results.json", {k: v for k, v in lm_results.items() if k != "samples"})
+    res.write_json(run_dir / "lm_eval_results.json",
+                   res.full_lm_eval_results(lm_results, model_source=backend, model_name=model.name,
+                                            elapsed=time.perf_counter() - clock))
     entries = {}
     for task in names:
         report, name, supported = reports[task], task_info(task).lm_eval_name, task in runnable
         entries[task] = res.task_entry(task, n=report.n_loaded, n_skipped=report.skipped, n_flagged=report.flagged,
                                        metrics=res.task_metrics(lm_results, name) if supported else None,
-                                       supported=supported, judge=judge.stats.get(task))
+                                       supported=supported, judge=judge.stats.get(task), stderr=stderrs.get(task))
     k = _beam_width(names)
     summary = res.build_summary(
         name=run_dir.name, started=started, elapsed=time.perf_counter() - clock,
@@ -145,6 +151,7 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
                   "num_beams": k, "num_return_sequences": k, "seed": settings.seed,
                   "sid_format": {"levels": fmt.levels, "codebook_size": fmt.codebook_size},
                   "judge": judge.public(),
+                  "uncertainty": {**res.UNCERTAINTY, "seed": settings.seed},
                   "requests": {"reused": resumable.reused, "computed": resumable.computed}},
         tasks=entries)
     if settings.pipeline:

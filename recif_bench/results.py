@@ -15,7 +15,7 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata as pkg_metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from recif_bench import __version__
 from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER, task_info
@@ -113,13 +113,62 @@ def _task_order(task: str) -> tuple[int, str]:
     return (TASK_ORDER.index(name), "") if name in TASK_ORDER else (len(TASK_ORDER), name)
 
 
+# judged task -> (its headline metric, the per-sample field of the judge's records that it averages)
+JUDGED_PER_SAMPLE = {"item_understand": ("macro_wip_double_weighted_f1", "wip_double_weighted_f1"),
+                     "rec_reason": ("llm_score", "llm_score")}
+UNCERTAINTY = {"method": "bootstrap over users", "iterations": 1000, "interval": "paired, 95%"}
+
+
+def task_stderrs(task: str, records: Sequence[Mapping[str, Any]],
+                 judge_records: Sequence[Mapping[str, Any]] | None = None, seed: int = 0) -> dict[str, float | None]:
+    """Bootstrap-over-users standard error of every metric a task's sample records let us recompute."""
+    from recif_bench.metrics import uncertainty
+
+    judged = None
+    metric, field = JUDGED_PER_SAMPLE.get(task_info(task).name, (None, None))
+    if metric and judge_records:
+        judged = {str(r["sample_id"]): float(r[field]) for r in judge_records if r.get(field) is not None}
+    samples = uncertainty.from_records(records, judged, metric)
+    return uncertainty.standard_errors(samples, UNCERTAINTY["iterations"], seed) if len(samples) else {}
+
+
+def with_stderrs(lm_results: Mapping[str, Any], task: str, stderrs: Mapping[str, float | None]) -> None:
+    """Put our standard errors where lm-eval keeps its own (``"<metric>_stderr,none"``, else "N/A")."""
+    row = lm_results.get("results", {}).get(task, {})
+    for metric, value in stderrs.items():
+        if value is not None and f"{metric},none" in row:
+            row[f"{metric}_stderr,none"] = value
+
+
+def full_lm_eval_results(lm_results: Mapping[str, Any], *, model_source: str, model_name: str,
+                         elapsed: float) -> dict[str, Any]:
+    """lm-eval's results document with the keys its own CLI adds when saving (task hashes, model and
+    chat-template fields, total time), so ``lm_eval_results.json`` reads like ``lm_eval``'s output."""
+    from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
+    from lm_eval.utils import hash_string
+
+    tracker = GeneralConfigTracker()
+    tracker.log_experiment_args(model_source=model_source, model_args={"pretrained": model_name},
+                                system_instruction=None, chat_template=None, fewshot_as_multiturn=False)
+    document = {k: v for k, v in lm_results.items() if k != "samples"}
+    document["task_hashes"] = {task: hash_string("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"]
+                                                         for s in samples))
+                               for task, samples in (lm_results.get("samples") or {}).items()}
+    fields = {k: v for k, v in vars(tracker).items() if k not in ("start_time", "end_time")}
+    fields["total_evaluation_time_seconds"] = str(round(elapsed, 3))
+    return {**document, **fields}
+
+
 def task_entry(task: str, *, n: int, n_skipped: Mapping[str, int], metrics: Mapping[str, Any] | None,
                supported: bool = True, judge: Mapping[str, Any] | None = None,
-               n_flagged: Mapping[str, int] | None = None) -> dict[str, Any]:
+               n_flagged: Mapping[str, int] | None = None,
+               stderr: Mapping[str, float | None] | None = None) -> dict[str, Any]:
     """One task of summary.json.  ``n_flagged``: rows kept and scored although their answer has no
-    valid SID (they count in ``n`` and in every denominator, as in the reference)."""
+    valid SID (they count in ``n`` and in every denominator, as in the reference).  ``stderr``:
+    bootstrap standard errors of the metrics (:data:`UNCERTAINTY`)."""
     info = task_info(task)
     metrics = dict(metrics or {})
+    stderr = {k: v for k, v in (stderr or {}).items() if k in metrics}
     entry: dict[str, Any] = {
         "layer": info.layer,
         "n": n,
@@ -127,7 +176,9 @@ def task_entry(task: str, *, n: int, n_skipped: Mapping[str, int], metrics: Mapp
         "n_flagged": dict(n_flagged or {}),
         "n_invalid": int(metrics.pop("n_invalid", 0) or 0),
         "metrics": metrics,
-        "headline": {"metric": info.headline, "value": metrics.get(info.headline)},
+        "stderr": stderr,
+        "headline": {"metric": info.headline, "value": metrics.get(info.headline),
+                     "stderr": stderr.get(info.headline)},
         "supported": supported,
     }
     if judge is not None:
@@ -144,14 +195,15 @@ def write_judge_samples(run_dir: Path, records: Mapping[str, list[dict]]) -> Non
 
 def format_table(summary: Mapping[str, Any]) -> str:
     """The RecIF-Bench table grouped by layer, headline metric per task, "--" for unsupported tasks."""
-    lines = [f"{'layer':<34} {'task':<16} {'metric':<30} {'value':>8} {'n':>7}"]
+    lines = [f"{'layer':<34} {'task':<16} {'metric':<30} {'value':>8} {'stderr':>8} {'n':>7}"]
     for layer, title in LAYER_NAMES.items():
         for task, entry in summary["tasks"].items():
             if entry["layer"] != layer:
                 continue
-            value = entry["headline"]["value"]
+            value, stderr = entry["headline"]["value"], entry["headline"].get("stderr")
             shown = "--" if not entry["supported"] else ("n/a" if value is None else f"{value:.4f}")
-            line = f"{title:<34} {task:<16} {entry['headline']['metric']:<30} {shown:>8} {entry['n']:>7}"
+            error = f"±{stderr:.4f}" if stderr is not None and value is not None else ""
+            line = f"{title:<34} {task:<16} {entry['headline']['metric']:<30} {shown:>8} {error:>8} {entry['n']:>7}"
             lines.append(f"{line}  {_judge_note(entry)}".rstrip())
     return "\n".join(lines)
 
