@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from leaderboard import scaling
+from leaderboard import scaling, significance
 from leaderboard.collect import Collection, CollectError, DataGroup, collect, group_by_data
 from leaderboard.published import PublishedError, PublishedTable, load_published
 from leaderboard.tables import Table, build_tables, to_csv, to_latex, to_markdown
@@ -146,6 +146,7 @@ COMMANDS: dict[str, Command] = {
     "runs": Command("list the collected runs by data group", cmd_runs),
     "tradeoff": Command("RecIF-Bench vs general ability (recif-eval --general) per run and pipeline stage", cmd_tradeoff),
     "scaling": Command(scaling.HELP, scaling.command, scaling.arguments),
+    "compare": Command(significance.HELP, significance.command, significance.arguments),
 }
 
 

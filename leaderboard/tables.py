@@ -17,12 +17,14 @@ from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER
 from leaderboard.collect import DataGroup, Run
 from leaderboard.layout import AMAZON_HEADLINE, headline_metric, is_amazon, is_recif, layer_of, metric_label, task_label
 from leaderboard.published import PublishedModel, PublishedTable
+from leaderboard.significance import LEGEND as SIGNIFICANCE_LEGEND
+from leaderboard.significance import mark_table
 
 Status = Literal["ok", "unsupported", "missing", "failed", "no_judge"]
 SHOWN = {"unsupported": "--", "missing": "n/a", "failed": "failed", "no_judge": "no judge"}
 LEGEND = ("-- = the model cannot do the task (as in the paper); n/a = not run or not computed; "
           "failed = every judge call failed; no judge = text generated but no judge configured; "
-          "* = see the notes; bold = best among comparable columns.")
+          "* = see the notes; bold = best among comparable columns; ± = standard error (bootstrap over users).")
 MAIN_TABLES = ("recif_bench", "amazon")
 
 
@@ -48,6 +50,8 @@ class Cell:
     value: float | None
     status: Status = "ok"
     note: str | None = None
+    stderr: float | None = None       # bootstrap over users, from the run's summary.json
+    mark: str = ""                    # significance mark (leaderboard.significance)
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,10 @@ def run_cell(run: Run, task: str, metric: str) -> Cell:
         if judge.get("kind") == "none":
             return Cell(None, "no_judge")
         return Cell(None, "missing")
-    return Cell(float(value), "ok", judge_note)
+    stderr = (entry.get("stderr") or {}).get(metric)
+    if stderr is None and headline.get("metric") == metric:
+        stderr = headline.get("stderr")
+    return Cell(float(value), "ok", judge_note, None if stderr is None else float(stderr))
 
 
 def published_cell(model: PublishedModel, task: str, metric: str) -> Cell:
@@ -146,6 +153,8 @@ def build_tables(groups: Sequence[DataGroup], published: Sequence[PublishedTable
             rows = [Row(t, m, task_label(t), layer_of(t)) for t, m in pub.rows()]
             tables.append(_table(pub.table, pub.title, rows, group, [pub]))
     _note_separated_groups(tables)
+    for table in tables:
+        mark_table(table)
     return tables
 
 
@@ -230,24 +239,25 @@ def _note_separated_groups(tables: list[Table]) -> None:
 # ---------------------------------------------------------------- rendering
 
 
-def format_value(value: float | None, cell: Cell | None = None) -> str:
+def format_value(value: float | None, cell: Cell | None = None, plus_minus: str = " ± ") -> str:
     if cell is not None and cell.status != "ok":
         return SHOWN[cell.status]
     if value is None:
         return "n/a"
-    return f"{value:.4f}" + ("*" if cell is not None and cell.note else "")
+    error = f"{plus_minus}{cell.stderr:.4f}" if cell is not None and cell.stderr is not None else ""
+    return f"{value:.4f}{error}" + (cell.mark if cell is not None else "") + ("*" if cell is not None and cell.note else "")
 
 
 def header_labels(table: Table) -> list[str]:
     return [f"{col.label} (reported)" if col.reported else col.label for col in table.columns]
 
 
-def grid(table: Table) -> list[tuple[str, str, list[str], set[int]]]:
+def grid(table: Table, plus_minus: str = " ± ") -> list[tuple[str, str, list[str], set[int]]]:
     """(row label, metric label, shown values, bold columns) for every row, then the averages."""
     out = []
     for r, row in enumerate(table.rows):
         cells = table.cells[r]
-        out.append((row.label, metric_label(row.metric), [format_value(c.value, c) for c in cells],
+        out.append((row.label, metric_label(row.metric), [format_value(c.value, c, plus_minus) for c in cells],
                     table.best(table.row_values(r))))
     for avg in table.averages:
         values = table.average_values(avg)
@@ -262,7 +272,7 @@ def to_markdown(table: Table) -> str:
     for label, metric, shown, bold in grid(table):
         values = [f"**{v}**" if c in bold else v for c, v in enumerate(shown)]
         lines.append("| " + " | ".join([label, metric, *values]) + " |")
-    lines += [""] + [f"- {note}" for note in [*table.notes, *table.column_footnotes(), LEGEND]]
+    lines += [""] + [f"- {note}" for note in [*table.notes, *table.column_footnotes(), LEGEND, SIGNIFICANCE_LEGEND]]
     return "\n".join(lines) + "\n"
 
 
@@ -270,10 +280,14 @@ def to_csv(table: Table) -> str:
     """Numbers as numbers (no bold, no asterisk); absent values as their marker."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["task", "row", "metric", *header_labels(table)])
+    errors = [c for c in range(len(table.columns)) if any(row[c].stderr is not None for row in table.cells)]
+    writer.writerow(["task", "row", "metric", *header_labels(table),
+                     *[f"stderr {header_labels(table)[c]}" for c in errors]])
     for r, row in enumerate(table.rows):
+        cells = table.cells[r]
         writer.writerow([row.task, row.label, row.metric,
-                         *[c.value if c.status == "ok" else SHOWN[c.status] for c in table.cells[r]]])
+                         *[c.value if c.status == "ok" else SHOWN[c.status] for c in cells],
+                         *["" if cells[c].stderr is None else cells[c].stderr for c in errors]])
     for avg in table.averages:
         writer.writerow(["average", avg.label, "", *["" if v is None else v for v in table.average_values(avg)]])
     return buffer.getvalue()
@@ -288,7 +302,8 @@ def to_latex(table: Table) -> str:
     for i, (label, metric, shown, bold) in enumerate(grid(table)):
         if i == n_rows and table.averages:
             lines.append("\\midrule")
-        values = [f"\\textbf{{{latex_escape(v)}}}" if c in bold else latex_escape(v) for c, v in enumerate(shown)]
+        shown = [latex_escape(v).replace("±", "$\\pm$").replace("†", "$^\\dagger$") for v in shown]
+        values = [f"\\textbf{{{v}}}" if c in bold else v for c, v in enumerate(shown)]
         lines.append(" & ".join([latex_escape(label), latex_escape(metric), *values]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     lines += [f"% {latex_escape(note)}" for note in [*table.notes, *table.column_footnotes()]]

@@ -132,6 +132,25 @@ def task_stderrs(task: str, records: Sequence[Mapping[str, Any]],
     return uncertainty.standard_errors(samples, UNCERTAINTY["iterations"], seed) if len(samples) else {}
 
 
+def run_samples(run_dir: Path, task: str):
+    """A finished run's per-sample values of ``task`` (:class:`~recif_bench.metrics.uncertainty.TaskSamples`)
+    from its ``samples_<task>.jsonl`` and ``judge_<task>.jsonl``, or None when the run did not record them."""
+    from recif_bench.metrics import uncertainty
+
+    info = task_info(task)
+    path = Path(run_dir) / f"samples_{info.lm_eval_name}.jsonl"
+    if not path.exists():
+        return None
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    metric, field = JUDGED_PER_SAMPLE.get(info.name, (None, None))
+    judge_path = Path(run_dir) / f"judge_{info.name}.jsonl"
+    judged = None
+    if metric and judge_path.exists():
+        rows = [json.loads(line) for line in judge_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        judged = {str(r["sample_id"]): float(r[field]) for r in rows if r.get(field) is not None}
+    return uncertainty.from_records(records, judged, metric)
+
+
 def with_stderrs(lm_results: Mapping[str, Any], task: str, stderrs: Mapping[str, float | None]) -> None:
     """Put our standard errors where lm-eval keeps its own (``"<metric>_stderr,none"``, else "N/A")."""
     row = lm_results.get("results", {}).get(task, {})

@@ -98,3 +98,43 @@ def test_summary_and_lm_eval_results_carry_bootstrap_stderrs(mini_dir, tmp_path)
         assert 0 < headline["stderr"] < 0.5
         assert lm["results"][name][f"{headline['metric']}_stderr,none"] == headline["stderr"]
     assert set(summary["tasks"]["label_pred"]["stderr"]) == {"auc", "wuauc"}
+
+
+def _worse_copy(src, dst, task="video", metric="recall@32"):
+    """A copy of a run whose ``metric`` on ``task`` is 0 on every sample (summary and samples agree)."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    path = dst / f"samples_recif_{task}.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, metric: 0.0}) + "\n" for r in records))
+    summary = json.loads((dst / "summary.json").read_text())
+    summary["run"]["name"] = dst.name
+    summary["model"]["name"] = "worse"
+    entry = summary["tasks"][task]
+    entry["metrics"][metric] = entry["headline"]["value"] = 0.0
+    (dst / "summary.json").write_text(json.dumps(summary))
+
+
+def test_leaderboard_shows_stderr_and_marks_significant_differences(mini_dir, tmp_path, capsys):
+    from leaderboard.cli import main as leaderboard
+    from recif_bench.cli.eval import main as recif_eval
+
+    results = tmp_path / "results"
+    assert recif_eval(["--data-dir", str(mini_dir), "--tasks", "video,ad", "--limit", "60",
+                       "--output", str(results / "pop")]) == 0
+    _worse_copy(results / "pop", results / "worse")
+    assert leaderboard(["table", "--results", str(results), "--out", str(tmp_path / "site"), "--no-published"]) == 0
+    table = (tmp_path / "site" / "tables" / "recif_bench-mini-recif.md").read_text()
+    video = next(line for line in table.splitlines() if line.startswith("| Short Video Rec"))
+    assert "±" in video and "†" in video
+    assert "significant at 95%" in table and "popularity (limit 60) - worse (limit 60) = +" in table
+    ad = next(line for line in table.splitlines() if "Ad Rec" in line)
+    assert "†" not in ad and "not significant at 95%" in table   # identical runs on ad
+    capsys.readouterr()
+    assert leaderboard(["compare", str(results / "pop"), str(results / "worse")]) == 0
+    printed = capsys.readouterr().out
+    video_line = next(line for line in printed.splitlines() if line.startswith("video"))
+    assert "recall@32" in video_line and " significant" in video_line and "not significant" not in video_line
+    assert "not significant" in next(line for line in printed.splitlines() if line.startswith("ad "))
