@@ -113,7 +113,8 @@ def test_a_ninth_task_is_one_yaml_and_one_registry_entry(ninth_task, mini_dir, t
     new, old = summary.record["tasks"]["video_again"], summary.record["tasks"]["video"]
     assert new["supported"] and new["n"] == 25 and new["layer"] == 1
     assert new["metrics"] == old["metrics"] and new["metrics"]["legal_rate"] == pytest.approx(1.0)
-    assert new["headline"] == {"metric": "recall@32", "value": old["metrics"]["recall@32"]}
+    assert new["headline"] == {"metric": "recall@32", "value": old["metrics"]["recall@32"],
+                               "stderr": old["stderr"]["recall@32"]}
     assert (summary.run_dir / "samples_recif_video_again.jsonl").exists()
 
 

@@ -32,7 +32,8 @@ def test_popularity_scores_all_tasks(mini_dir, tmp_path, capsys):
         metrics = entry["metrics"]
         assert 0.0 <= metrics["recall@32"] <= metrics["pass@32"] <= 1.0
         assert metrics["legal_rate"] == pytest.approx(1.0)   # popular items are catalogue items
-        assert entry["headline"] == {"metric": "recall@32", "value": metrics["recall@32"]}
+        assert entry["headline"] == {"metric": "recall@32", "value": metrics["recall@32"],
+                                     "stderr": entry["stderr"]["recall@32"]}
     # popularity is a real baseline on a world with popularity skew: it finds something
     assert sum(summary["tasks"][t]["metrics"]["pass@32"] for t in REC_TASKS) > 0
     auc = summary["tasks"]["label_pred"]["metrics"]["auc"]
