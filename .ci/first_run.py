@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 FENCE = re.compile(r"^```bash\s*$")
-HEADER = re.compile(r"^task\s+metric\s+demo\s+popularity\s*$")
-ROW = re.compile(r"^(?P<task>recif_\w+)\s+(?P<metric>\S+)\s+(?P<demo>\d+\.\d+)\s+(?P<popularity>\d+\.\d+)\s*$")
+HEADER = re.compile(r"^task\s+metric\s+demo\s+popularity(\s+demo - popularity \[95%\])?\s*$")
+# a value may carry its standard error (" ±0.0123"); the row may end with the paired difference
+ROW = re.compile(r"^(?P<task>recif_\w+)\s+(?P<metric>\S+)\s+(?P<demo>\d+\.\d+)(?: ±\d+\.\d+)?"
+                 r"\s+(?P<popularity>\d+\.\d+)(?: ±\d+\.\d+)?(?:\s+[+-]\d+\.\d+ \[[^\]]*\]\*?)?\s*$")
 
 
 def first_command(readme: str) -> str:

@@ -67,11 +67,15 @@ def scores(config: dict[str, Any], stage: str, model: Path, out: Path) -> dict[s
     figures = pipeline.evaluate(config, stage, model, out)
     summary = json.loads((Path(figures["results"]) / "summary.json").read_text(encoding="utf-8"))
     legal = [e["metrics"]["legal_rate"] for e in summary["tasks"].values() if "legal_rate" in e["metrics"]]
-    return {**figures["headline"], "legal": sum(legal) / len(legal) if legal else None}
+    errors = {f"{task}_stderr": e["headline"].get("stderr") for task, e in summary["tasks"].items()}
+    return {**figures["headline"], **errors, "legal": sum(legal) / len(legal) if legal else None}
 
 
-def cell(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def cell(value: float | None, digits: int = 4, stderr: float | None = None) -> str:
+    """A value with its bootstrap-over-users standard error when the run recorded one."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" + ("" if stderr is None else f" ± {stderr:.{digits}f}")
 
 
 def table(rows: list[dict[str, Any]], tasks: tuple[str, ...]) -> str:
@@ -86,7 +90,8 @@ def table(rows: list[dict[str, Any]], tasks: tuple[str, ...]) -> str:
         values = [row["scores"].get(n) for n in names]
         known = [v for v in values if v is not None]
         mean = sum(known) / len(known) if known else None
-        lines.append(f"| {row['label']} | " + " | ".join(cell(v) for v in values)
+        lines.append(f"| {row['label']} | " + " | ".join(cell(v, stderr=row["scores"].get(f"{n}_stderr"))
+                                                      for v, n in zip(values, names))
                      + f" | {cell(mean)} | {cell(row['scores'].get('legal'), 3)} | {row['seeds']} |")
     return "\n".join(lines)
 

@@ -107,3 +107,12 @@ def test_first_run_script_isolates_the_command(tmp_path):
     failed = subprocess.run(["bash", str(repo / ".ci" / "first_run.sh")], env=env, capture_output=True, text=True,
                             timeout=300)
     assert failed.returncode == 1 and "no demo-vs-popularity table" in failed.stderr
+
+
+def test_table_check_reads_values_with_their_errors_and_difference(first_run):
+    log = ("task             metric                    demo        popularity  demo - popularity [95%]\n"
+           "recif_video      recall@32    0.3246 ±0.0120    0.2008 ±0.0110  +0.1238 [+0.0900, +0.1500]*\n"
+           "recif_ad         recall@32    0.3658 ±0.0300    0.3367 ±0.0310  +0.0291 [-0.0100, +0.0700]\n")
+    rows = first_run.demo_table(log)
+    assert [(r["task"], r["demo"], r["popularity"]) for r in rows] == [
+        ("recif_video", "0.3246", "0.2008"), ("recif_ad", "0.3658", "0.3367")]

@@ -138,3 +138,9 @@ def test_leaderboard_shows_stderr_and_marks_significant_differences(mini_dir, tm
     video_line = next(line for line in printed.splitlines() if line.startswith("video"))
     assert "recall@32" in video_line and " significant" in video_line and "not significant" not in video_line
     assert "not significant" in next(line for line in printed.splitlines() if line.startswith("ad "))
+    from recif_bench.cli.demo_eval import compare as demo_table
+
+    shown = demo_table({"pop": results / "pop" / "summary.json", "worse": results / "worse" / "summary.json"})
+    video_row = next(line for line in shown.splitlines() if line.startswith("video"))
+    assert "±" in video_row and video_row.rstrip().endswith("]*")   # a significant paired difference
+    assert not next(line for line in shown.splitlines() if line.startswith("ad ")).rstrip().endswith("*")

@@ -47,14 +47,30 @@ def run_demo(model: Model, tasks: str, settings: EvalSettings) -> int:
 
 
 def compare(summaries: dict[str, Path]) -> str:
-    """Headline metric per task, one column per run."""
+    """Headline metric ± its bootstrap standard error per task, one column per run; with two runs, their
+    difference and its 95% interval from a paired bootstrap over the users both scored (* = significant)."""
+    from recif_bench.metrics.uncertainty import compare as paired
+    from recif_bench.results import run_samples
+
     loaded = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in summaries.items()}
-    first = next(iter(loaded.values()))
-    lines = [f"{'task':<16} {'metric':<12}" + "".join(f" {name:>11}" for name in loaded)]
+    names, first = list(loaded), next(iter(loaded.values()))
+    pair = len(names) == 2
+    head = f"{'task':<16} {'metric':<12}" + "".join(f" {name:>17}" for name in names)
+    lines = [head + (f"  {names[0]} - {names[1]} [95%]" if pair else "")]
     for task, entry in first["tasks"].items():
         values = []
         for summary in loaded.values():
-            value = summary["tasks"].get(task, {}).get("headline", {}).get("value")
-            values.append("--" if value is None else f"{value:.4f}")
-        lines.append(f"{task:<16} {entry['headline']['metric']:<12}" + "".join(f" {v:>11}" for v in values))
+            headline = summary["tasks"].get(task, {}).get("headline", {})
+            value, stderr = headline.get("value"), headline.get("stderr")
+            values.append("--" if value is None else f"{value:.4f}" + ("" if stderr is None else f" ±{stderr:.4f}"))
+        line = f"{task:<16} {entry['headline']['metric']:<12}" + "".join(f" {v:>17}" for v in values)
+        if pair and all(v != "--" for v in values):
+            a, b = (run_samples(summaries[n].parent, task) for n in names)
+            diffs = paired(a, b, [entry["headline"]["metric"]]) if a is not None and b is not None else []
+            if diffs:
+                d = diffs[0]
+                line += f"  {d.delta:+.4f} [{d.low:+.4f}, {d.high:+.4f}]{'*' if d.significant else ''}"
+        lines.append(line)
+    if pair:
+        lines.append("(± = standard error, bootstrap over users; * = the 95% interval excludes 0)")
     return "\n".join(lines)
