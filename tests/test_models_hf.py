@@ -73,6 +73,25 @@ def test_label_pred_scores_in_one_forward_pass(lm):
     assert math.exp(ll_yes) + math.exp(ll_no) < 1
 
 
+def test_label_pred_batched_scores_equal_one_prompt_at_a_time(lm):
+    """Prompts of different lengths, batch_size 2: ceil(5 / 2) forwards, each score as the unbatched path's."""
+    words = ["短", "用户看完了" * 9, "美食视频", "用户浏览了以下内容" * 4, "猫"]
+    prompts = [chat.render([{"role": "user", "content": w + sid.render((1, 2, i)) + "吗？"}], thinking=False)
+               for i, w in enumerate(words)]
+    requests = [Instance("loglikelihood", doc={}, arguments=(p, c), idx=i)
+                for i, (p, c) in enumerate((p, c) for p in prompts for c in ("是", "否"))]
+    before = lm.forward_calls
+    batched = lm.loglikelihood(requests)
+    assert lm.forward_calls - before == 3
+    alone = [score for p in prompts for score in lm._continuation_logprobs(p, ["是", "否"])]
+    assert lm.forward_calls - before == 3 + len(prompts)
+    assert [greedy for _, greedy in batched] == [greedy for _, greedy in alone]
+    assert [value for value, _ in batched] == pytest.approx([value for value, _ in alone], abs=1e-5)
+    # p(是) / (p(是) + p(否)) per prompt, the label_pred score, differs between prompts (rows are not mixed up)
+    yes_share = [math.exp(y) / (math.exp(y) + math.exp(n)) for (y, _), (n, _) in zip(batched[::2], batched[1::2])]
+    assert len({round(v, 6) for v in yes_share}) == len(prompts)
+
+
 def test_multi_token_continuation_is_teacher_forced(lm):
     prompt = chat.render(PROMPT_MESSAGES, thinking=False)
     continuation = "<|sid_begin|><s_a_1>"

@@ -114,7 +114,8 @@ class KCandidateLM(LM):
 
     def _thoughts(self, contexts: list[str], sampling: SamplingSpec) -> list[list[str]]:
         spec = GenSpec(until=(THINK_END,), num_return_sequences=sampling.n, sampling=sampling)
-        texts = self._generate(contexts, spec, None)
+        texts = [t for start in range(0, len(contexts), self.batch_size)
+                 for t in self._generate(contexts[start:start + self.batch_size], spec, None)]
         return [[apply_stops(t, (THINK_END,)) for t in cands] for cands in texts]
 
     def _check_thinking_prompts(self, contexts: list[str]) -> None:
@@ -132,7 +133,8 @@ class KCandidateLM(LM):
             by_context.setdefault(request.args[0], []).append(i)
         thinking = {c: self.thinking and follows_recif_contract(requests[i[0]]) for c, i in by_context.items()}
         self._check_thinking_prompts([c for c, on in thinking.items() if on])
-        contexts = list(by_context)
+        # longest first, so the backends that batch prompts pad them to similar lengths
+        contexts = sorted(by_context, key=len, reverse=True)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         chunk = self.scoring_chunk or max(1, len(contexts))
         bar = tqdm(total=len(requests), desc=f"{type(self).__name__}: score", disable=disable_tqdm)

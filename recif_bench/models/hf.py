@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 @register_model("recif-hf")
 class HFRecLM(KCandidateLM):
+    scoring_chunk = 256   # label_pred prompts per scoring call (and per resume record): 32 forwards at batch 8
+
     def __init__(self, pretrained: str | None = None, model: Any = None, tokenizer: Any = None,
                  dtype: str = "auto", device: str | None = None, batch_size: Any = 8, thinking: Any = False,
                  constrained: Any = False, data_dir: str | None = None, sid_levels: Any = 3,
@@ -72,7 +74,7 @@ class HFRecLM(KCandidateLM):
         if (self.constrained or self.think_ahead) and self.data_dir is None:
             raise ValueError("constrained=true and think_ahead need data_dir=<benchmark data root> to read the catalogue")
         self._warned_generate: set[int] = set()   # models that fall back to generate, told once
-        self.forward_calls = 0   # model forwards spent on scoring: one per unique label_pred prompt
+        self.forward_calls = 0   # model forwards spent on scoring: one per batch of label_pred prompts
         self.max_length = int(max_length or getattr(self.model.config, "max_position_embeddings", None) or 2048)
         # what an empty context is scored after (lm-eval's convention: BOS, else EOS)
         self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
@@ -181,10 +183,38 @@ class HFRecLM(KCandidateLM):
         return build_trie(self.tokenizer, self.data_dir / catalogue, self.fmt)
 
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
-        context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"] or [self.prefix_token_id]
-        # the continuation is tokenized on its own, as the reference scores 是/否 at the first answer position
-        pieces = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        return self._token_scores(context_ids, pieces)
+        return self._score_many([context], [continuations])[0]
+
+    def _score_many(self, prefixes: list[str], continuations: list[list[str]]) -> list[list[tuple[float, bool]]]:
+        """(log p(continuation | prefix), is_greedy) per continuation of each prefix.
+
+        Prefixes whose continuations are all single tokens (label_pred's 是/否) are scored in
+        length-sorted batches of ``batch_size``: one forward per batch, logits of the last position
+        only.  The others take one forward per prefix (:meth:`_token_scores`).
+        """
+        contexts = [self.tokenizer(p, add_special_tokens=False)["input_ids"] or [self.prefix_token_id] for p in prefixes]
+        # a continuation is tokenized on its own, as the reference scores 是/否 at the first answer position
+        pieces = [[self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in per] for per in continuations]
+        results: list[list[tuple[float, bool]] | None] = [None] * len(prefixes)
+        single = sorted((i for i, per in enumerate(pieces) if all(len(p) == 1 for p in per)),
+                        key=lambda i: len(contexts[i]), reverse=True)
+        for start in range(0, len(single), self.batch_size):
+            rows = single[start:start + self.batch_size]
+            for i, scores in zip(rows, self._next_token_scores([contexts[i] for i in rows], [pieces[i] for i in rows])):
+                results[i] = scores
+        for i, scores in enumerate(results):
+            if scores is None:
+                results[i] = self._token_scores(contexts[i], pieces[i])
+        return results  # type: ignore[return-value]
+
+    def _next_token_scores(self, contexts: list[list[int]], pieces: list[list[list[int]]]) -> list[list[tuple[float, bool]]]:
+        """Single-token pieces after each context (its last ``max_length`` tokens), in one forward."""
+        logprobs = self._logprobs([c[-self.max_length:] for c in contexts], keep=1)[:, -1]
+        out = []
+        for row, per in zip(logprobs, pieces):
+            best = int(row.argmax())
+            out.append([(float(row[p[0]]), p[0] == best) for p in per])
+        return out
 
     def _token_scores(self, context_ids: list[int], pieces: list[list[int]]) -> list[tuple[float, bool]]:
         """(log p(piece | context), is_greedy) per piece, in one batched forward.
@@ -194,9 +224,7 @@ class HFRecLM(KCandidateLM):
         """
         torch = self.torch
         if all(len(p) == 1 for p in pieces):
-            logprobs = self._logprobs([context_ids[-self.max_length:]], keep=1)[0, -1]
-            best = int(logprobs.argmax())
-            return [(float(logprobs[p[0]]), p[0] == best) for p in pieces]
+            return self._next_token_scores([context_ids], [pieces])[0]
         inputs = [(context_ids + piece)[-(self.max_length + 1):-1] for piece in pieces]
         logprobs = self._logprobs(inputs, keep=max(map(len, pieces)))
         out = []
