@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from recif_bench.redact import scrub_tree
 from recif_bench.results import SCHEMA
 
 SUMMARY = "summary.json"
@@ -119,7 +120,32 @@ def read_run(run_dir: Path) -> Run:
         raise CollectError(f"{path}: unknown schema {summary.get('schema')!r} (this reader knows {SCHEMA!r})")
     if not isinstance(summary.get("tasks"), dict):
         raise CollectError(f"{path}: no 'tasks' object")
-    return Run(Path(run_dir), summary)
+    for task, entry in summary["tasks"].items():
+        _check_task_entry(path, task, entry)
+    for section in ("run", "model", "data", "settings"):
+        if not isinstance(summary.get(section, {}), dict):
+            raise CollectError(f"{path}: '{section}' is not an object")
+    return Run(Path(run_dir), scrub_tree(summary))   # summaries written before scrubbing may hold keys
+
+
+def _check_task_entry(path: Path, task: str, entry: Any) -> None:
+    """A task entry the tables can read: an object whose metrics and headline value are numbers or null."""
+    if not isinstance(entry, dict):
+        raise CollectError(f"{path}: tasks.{task} is {type(entry).__name__}, not an object")
+    metrics = entry.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise CollectError(f"{path}: tasks.{task}.metrics is not an object")
+    headline = entry.get("headline", {})
+    if not isinstance(headline, dict):
+        raise CollectError(f"{path}: tasks.{task}.headline is not an object")
+    values = {**{f"metrics.{k}": v for k, v in metrics.items()}, "headline.value": headline.get("value")}
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise CollectError(f"{path}: tasks.{task}.{name} is {value!r}, not a number")
+    for name in ("n", "n_invalid"):
+        value = entry.get(name, 0)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise CollectError(f"{path}: tasks.{task}.{name} is {value!r}, not a number")
 
 
 @dataclass

@@ -256,7 +256,7 @@ def _count_params(*folders: Path) -> int:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(config_path.parent)
+    config = AutoConfig.from_pretrained(config_path.parent, trust_remote_code=False)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())

@@ -10,6 +10,7 @@ folder in the P5 format) have no layer, and :func:`task_info` describes them on 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,8 @@ BENCH_GROUP = "recif_bench"
 AMAZON_PREFIX = "amazon_"
 AMAZON_GROUP = "amazon_transfer"
 AMAZON_CATEGORIES = ("beauty", "sports")    # the members of the amazon_transfer group (data in shared/)
+# a category is a folder name and part of cache file names: lower-case words only, never a path
+AMAZON_CATEGORY_PATTERN = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 RECIF_K = 32      # candidates per request of the RecIF-Bench rec tasks (the reference's beam width)
 AMAZON_K = 20     # ... of the Amazon transfer tasks (GRLM's beam width)
 
@@ -110,8 +113,12 @@ def amazon_task(category: str) -> TaskInfo:
 
 def task_info(name: str) -> TaskInfo:
     """Look up by official name (``video``), lm-eval name (``recif_video``) or ``amazon_<category>``."""
-    if name.startswith(AMAZON_PREFIX) and len(name) > len(AMAZON_PREFIX):
-        return amazon_task(name.removeprefix(AMAZON_PREFIX))
+    if name.startswith(AMAZON_PREFIX):
+        category = name.removeprefix(AMAZON_PREFIX)
+        if not AMAZON_CATEGORY_PATTERN.fullmatch(category):
+            raise KeyError(f"{name!r} is not a task: an Amazon task is amazon_<category>, the category in "
+                           "lower-case letters, digits and _ (e.g. amazon_beauty)")
+        return amazon_task(category)
     key = name.removeprefix("recif_")
     if key not in TASKS:
         known = ", ".join(TASKS)

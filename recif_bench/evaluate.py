@@ -29,7 +29,11 @@ from recif_bench.itemic.collisions import CatalogueError
 from recif_bench.itemic.embed import EmbeddingError
 from recif_bench.judges import JudgeConfigError, JudgeSession
 from recif_bench.judges.session import active
+from recif_bench.identity import model_identity
 from recif_bench.models.openai_backend import ServerError
+from recif_bench.models.preflight import ModelError
+from recif_bench.resume import ResumeMismatch, check_stored_identity
+from recif_bench.run_dir import RunFolder, RunLocked
 from recif_bench.models.vllm_engine import EngineOptionError
 from recif_bench.settings import BACKENDS, EvalSettings, GeneralSettings, Model, UsageError, expand_tasks
 from recif_bench.sid import SidError, SidFormat
@@ -39,7 +43,8 @@ log = logging.getLogger("recif_bench")
 
 # What a bad input raises: callers (the CLIs) turn these into one line, never a traceback.
 INPUT_ERRORS = (DataError, SidError, UsageError, FileNotFoundError, ServerError, ImportError, CatalogueError,
-                EmbeddingError, NotImplementedError, JudgeConfigError, EngineOptionError)
+                EmbeddingError, NotImplementedError, JudgeConfigError, EngineOptionError, ModelError, ResumeMismatch,
+                RunLocked)
 
 
 @dataclass
@@ -73,6 +78,7 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
     settings = settings or EvalSettings()
     model = model if isinstance(model, Model) else Model(model)
     started, clock = datetime.now(timezone.utc), time.perf_counter()
+    check_numbers(settings)
     fmt = SidFormat(settings.sid_levels, settings.sid_codebook)
     names = expand_tasks(tasks)
     backend = model.backend or ("rec" if model.name in _recommenders() else "hf")
@@ -81,40 +87,52 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
     think_ahead = _think_ahead(settings.think_ahead, backend) if settings.think_ahead else None
     thinking = settings.thinking or think_ahead is not None    # the reasoning paths need thinking prompts
 
+    # Everything is checked before the run folder is touched: data, catalogue files, model, args, judge.
     root = _data_root(settings.data_dir, names)
     data_name = _data_name(root, names)
-    print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
     reports = {t: _validate(root, t, settings, fmt) for t in names}
     general_tasks, general_manager = _general_tasks(settings.general, backend)
-
-    run_dir = Path(settings.output or Path("results") / _run_name(model.name, data_name))
-    if (run_dir / "summary.json").exists() and not settings.resume:
-        print(f"recif-eval: {run_dir} holds a finished run; it will be replaced", file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    requests_db = run_dir / "requests.db"
-    if requests_db.exists() and not settings.resume:
-        requests_db.unlink()
+    model_args = {**model.args, **_backend_args(backend, model.name, settings, thinking, think_ahead, root, fmt)}
+    if model.lm is None:
+        _check_model(backend, model.name, dict(model.args), model_args)
+    identity = model_identity(model.name, backend, model_args)
+    folder = RunFolder(Path(settings.output or Path("results") / _run_name(model.name, data_name)), settings.resume)
+    judge = _judge_session(settings, folder.work, names)
+    check_stored_identity(folder.resume_store, identity)
+    print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
+    if (folder.final / "summary.json").exists() and not settings.resume:
+        print(f"recif-eval: {folder.final} holds a finished run; it is replaced when this one finishes", file=sys.stderr)
 
     metadata = {"data_dir": str(root), "thinking": thinking, "chat_template": settings.chat_template,
                 "item_ids": settings.item_ids, "text_augmented": settings.text_augmented,
                 "collision_mode": settings.collision_mode,
                 "limit": settings.limit, "sample": settings.sample, "seed": settings.seed,
                 "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
-    model_args = {**model.args, **_backend_args(backend, model.name, settings, thinking, think_ahead, root, fmt)}
-    judge = _judge_session(settings, run_dir, names)
-    lm = model.lm if model.lm is not None else _build_model(backend, model_args)
+    with folder as run_dir:   # written beside the earlier run, swapped in at the end (recif_bench.run_dir)
+        lm = model.lm if model.lm is not None else _build_model(backend, model.name, model_args)
+        runnable = [t for t in names if supports(lm, task_info(t).kind)]
+        resumable = ResumableLM(lm, run_dir / "requests.db", identity)
+        try:
+            with active(judge):
+                lm_results = _run_tasks(resumable, runnable, metadata, settings) if runnable else {"results": {}}
+            general_results = general.evaluate(resumable, general_tasks, general_manager,
+                                               limit=settings.general.limit, num_fewshot=settings.general.num_fewshot,
+                                               seed=settings.seed) if general_tasks else {}
+        finally:
+            resumable.close()   # flushes finished requests even when interrupted
+        summary = _write_run(run_dir, folder.final.name, model, backend, model_args, identity, names, runnable,
+                             reports, lm_results, general_results, general_tasks, judge, resumable, settings,
+                             thinking, think_ahead, root, data_name, fmt, started, clock)
+        folder.commit()
+    return Summary(folder.final, summary, [t for t in names if t not in runnable])
 
-    runnable = [t for t in names if supports(lm, task_info(t).kind)]
-    resumable = ResumableLM(lm, requests_db)
-    try:
-        with active(judge):
-            lm_results = _run_tasks(resumable, runnable, metadata, settings) if runnable else {"results": {}}
-        general_results = general.evaluate(resumable, general_tasks, general_manager, limit=settings.general.limit,
-                                           num_fewshot=settings.general.num_fewshot,
-                                           seed=settings.seed) if general_tasks else {}
-    finally:
-        resumable.close()   # flushes finished requests even when interrupted
 
+def _write_run(run_dir: Path, run_name: str, model: Model, backend: str, model_args: dict[str, Any],
+               identity: dict[str, Any], names: list[str], runnable: list[str], reports: dict[str, LoadReport],
+               lm_results: dict, general_results: dict, general_tasks: list[str], judge: JudgeSession,
+               resumable: Any, settings: EvalSettings, thinking: bool, think_ahead: Any, root: Path,
+               data_name: str, fmt: SidFormat, started: datetime, clock: float) -> dict[str, Any]:
+    """Every file of the run (samples, judge records, lm-eval results, summary.json) into ``run_dir``."""
     for task in runnable:
         name = task_info(task).lm_eval_name
         res.write_samples(run_dir, name, lm_results.get("samples", {}).get(name, []))
@@ -137,9 +155,9 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
                                        supported=supported, judge=judge.stats.get(task), stderr=stderrs.get(task))
     k = _beam_width(names)
     summary = res.build_summary(
-        name=run_dir.name, started=started, elapsed=time.perf_counter() - clock,
+        name=run_name, started=started, elapsed=time.perf_counter() - clock,
         model={"name": model.name, "backend": backend, "source": _public_source(model.name, model_args),
-               "fingerprint": res.model_fingerprint(model.name),
+               "fingerprint": identity["model"],
                **({"stage": settings.stage} if settings.stage else {})},
         data={"name": data_name, "location": str(root),
               "fingerprint": res.data_fingerprint(r.fingerprint for r in reports.values()),
@@ -161,7 +179,19 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
             "limit": settings.general.limit, "num_fewshot": settings.general.num_fewshot,
             "include": list(settings.general.include)})
     res.write_json(run_dir / "summary.json", summary)
-    return Summary(run_dir, summary, [t for t in names if t not in runnable])
+    return summary
+
+
+def check_numbers(settings: EvalSettings) -> None:
+    """Counts and sizes that cannot mean anything are refused (``--limit -1`` used to drop one row)."""
+    general = settings.general
+    for flag, value, low in (("--limit", settings.limit, 1), ("--sample", settings.sample, 1),
+                             ("--seed", settings.seed, 0), ("--sid-levels", settings.sid_levels, 1),
+                             ("--sid-codebook", settings.sid_codebook, 2),
+                             ("--general-limit", general and general.limit, 1),
+                             ("--general-fewshot", general and general.num_fewshot, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise UsageError(f"{flag} {value}: must be an integer >= {low}")
 
 
 def _beam_width(tasks: Sequence[str]) -> int | None:
@@ -184,10 +214,40 @@ def _judge_session(settings: EvalSettings, run_dir: Path, tasks: Sequence[str]) 
     return session
 
 
-def _build_model(backend: str, model_args: dict[str, Any]):
-    from recif_bench.models import build_model
+def _check_model(backend: str, model: str, user_args: dict[str, Any], model_args: dict[str, Any]) -> None:
+    """The model-args a user gave are known to the backend; a local model folder is usable and runs no code."""
+    import importlib
 
-    return build_model(BACKENDS[backend], model_args)
+    from lm_eval.api.registry import get_model
+
+    from recif_bench.models import BACKEND_MODULES
+    from recif_bench.models.preflight import check_model_args, check_source
+
+    name = BACKENDS[backend]
+    importlib.import_module(f"recif_bench.models.{BACKEND_MODULES[name]}")
+    if backend != "vllm":   # recif-vllm checks its engine options against vLLM's own EngineArgs
+        check_model_args(get_model(name), user_args)
+    if backend in ("hf", "vllm"):
+        check_source(model, model_args)
+        if model_args.get("fast_model"):
+            check_source(str(model_args["fast_model"]), model_args, "--model-args fast_model=")
+    elif backend == "rec" and model_args.get("checkpoint"):
+        checkpoint = str(model_args["checkpoint"])
+        if "{category}" not in checkpoint and not Path(checkpoint).exists():
+            raise UsageError(f"--model-args checkpoint={checkpoint}: no such file or folder")
+
+
+def _build_model(backend: str, name: str, model_args: dict[str, Any]):
+    """The backend's model; what it raises while loading (missing files, hub offline) is one line naming it."""
+    from recif_bench.models import build_model
+    from recif_bench.models.preflight import load_error
+
+    try:
+        return build_model(BACKENDS[backend], model_args)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if log.isEnabledFor(logging.DEBUG):   # -v: the whole story
+            raise
+        raise load_error(name, exc) from None
 
 
 def _general_tasks(spec: GeneralSettings | None, backend: str) -> tuple[list[str], Any]:
@@ -228,7 +288,23 @@ def _validate(root: Path, task: str, settings: EvalSettings, fmt: SidFormat) -> 
         return transfer.load(task, str(root), settings.item_ids, settings.text_augmented, settings.collision_mode,
                              limit=settings.limit, sample=settings.sample, seed=settings.seed)[2]
     _, report = load_task(root, task, limit=settings.limit, sample=settings.sample, seed=settings.seed, fmt=fmt)
+    _check_mapping(root, task, fmt)
     return report
+
+
+def _check_mapping(root: Path, task: str, fmt: SidFormat) -> None:
+    """The task's SID -> item file is read now, so a broken one stops the run before generation."""
+    from recif_bench.sid import SidItemMap
+
+    mapping = task_info(task).mapping_file
+    if not mapping or not (root / mapping).exists():
+        return
+    try:
+        items = SidItemMap.load(root / mapping, fmt)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(root / mapping, f"unreadable SID -> item file ({type(exc).__name__})") from None
+    if not len(items):
+        raise DataError(root / mapping, "no entries (expected a JSON object of packed SID -> item list)")
 
 
 def _recommenders() -> set[str]:
@@ -296,10 +372,9 @@ def _run_name(model: str, data_name: str) -> str:
 
 
 def _public_source(model: str, model_args: dict[str, Any]) -> str:
-    """Where the model came from, never with credentials (URLs lose their user:password part)."""
-    url = str(model_args.get("base_url", ""))
-    if url:
-        from recif_bench.judges.settings import public_url
+    """Where the model came from, never with credentials (URLs lose their user:password and query parts)."""
+    from recif_bench.judges.settings import public_url
+    from recif_bench.redact import scrub
 
-        return f"{public_url(url)} ({model})"
-    return model
+    url = model_args.get("base_url")
+    return scrub(f"{public_url(str(url))} ({model})" if url else model)

@@ -66,7 +66,7 @@ def _tokenizer(pretrained: str | None):
         raise ValueError("chat_template=model needs the model path (pretrained=...) to read its template")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(pretrained, trust_remote_code=True)
+    return AutoTokenizer.from_pretrained(pretrained, trust_remote_code=False)   # never a folder's own code
 
 
 def _label(answer: str) -> int:

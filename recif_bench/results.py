@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from recif_bench import __version__
 from recif_bench.benchmark import LAYER_NAMES, TASK_ORDER, task_info
+from recif_bench.redact import scrub, scrub_tree
 
 SCHEMA = "recif-bench/summary/1"
 _HEAVY_DOC_FIELDS = ("prompt",)   # the prompt is in the data; repeating it per sample doubles the file
@@ -35,17 +36,10 @@ def versions() -> dict[str, str]:
 
 
 def model_fingerprint(source: str) -> str:
-    """Hash of a local checkpoint's config and weight index; the id itself for hub ids / servers."""
-    path = Path(source)
-    if not path.is_dir():
-        return source
-    digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors.index.json", "generation_config.json"):
-        if (path / name).exists():
-            digest.update((path / name).read_bytes())
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return "sha256:" + digest.hexdigest()[:16]
+    """Content hash of a local checkpoint (weights, config, tokenizer); the id itself for uncached hub ids."""
+    from recif_bench.identity import local_fingerprint
+
+    return local_fingerprint(source)
 
 
 def data_fingerprint(file_hashes: Iterable[str]) -> str:
@@ -75,7 +69,7 @@ def write_samples(run_dir: Path, task: str, samples: list[dict]) -> Path:
         for sample in samples:
             record = dict(sample)
             record["doc"] = {k: v for k, v in sample.get("doc", {}).items() if k not in _HEAVY_DOC_FIELDS}
-            fh.write(json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n")
+            fh.write(json.dumps(scrub_tree(record), ensure_ascii=False, default=_jsonable) + "\n")
     return path
 
 
@@ -90,6 +84,7 @@ def _jsonable(value: Any) -> Any:
 def write_json(path: Path, document: Any) -> None:
     """Atomic write, so an interrupted run never leaves a truncated summary."""
     tmp = path.with_suffix(path.suffix + ".tmp")
+    document = scrub_tree(json.loads(json.dumps(document, default=_jsonable)))
     tmp.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -99,7 +94,7 @@ def build_summary(*, name: str, started: datetime, elapsed: float, model: dict, 
     return {
         "schema": SCHEMA,
         "run": {"name": name, "created": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
-                "command": " ".join(sys.argv), "versions": versions(), "elapsed_seconds": round(elapsed, 3)},
+                "command": scrub(" ".join(sys.argv)), "versions": versions(), "elapsed_seconds": round(elapsed, 3)},
         "model": model,
         "data": data,
         "settings": settings,
@@ -209,7 +204,7 @@ def write_judge_samples(run_dir: Path, records: Mapping[str, list[dict]]) -> Non
     """``judge_<task>.jsonl``: per sample, how the judge scored it (or why it could not)."""
     for task, rows in records.items():
         with open(run_dir / f"judge_{task}.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            fh.writelines(json.dumps(scrub_tree(row), ensure_ascii=False) + "\n" for row in rows)
 
 
 def format_table(summary: Mapping[str, Any]) -> str:

@@ -268,7 +268,7 @@ def load_teacher(path: str | Path) -> Any:
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: teacher model folder not found")
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
 
 
 def build_trainer(config: Mapping[str, Any]) -> DistillTrainer:

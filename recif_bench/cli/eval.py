@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or recommender name (rec). Default: popularity on mini-RecIF")
     p.add_argument("--backend", choices=sorted(BACKENDS), default=None,
                    help="default: rec for a known recommender name, else hf")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a model folder's own Python code run (its config's auto_map); off by default")
     p.add_argument("--model-args", default=None,
                    help="extra backend arguments, k=v,k=v (e.g. batch_size=8,dtype=bfloat16,base_url=...)")
     p.add_argument("--tasks", default="recif_bench", help="tasks or groups, comma separated (default: recif_bench)")
@@ -104,7 +106,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"results: {args.rejudge}")
         return 0
     settings = eval_settings(args)
-    model = Model(args.model, args.backend, parse_model_args(args.model_args))
+    model_args = parse_model_args(args.model_args)
+    if args.trust_remote_code:
+        model_args["trust_remote_code"] = True
+    model = Model(args.model, args.backend, model_args)
     if args.model == "demo":
         from recif_bench.cli.demo_eval import run_demo
 

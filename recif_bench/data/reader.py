@@ -183,6 +183,8 @@ def _read_parquet(path: Path):
 
     if not path.exists():
         raise DataError(path, "file not found (expected the layout <data_dir>/<task>/<task>_test.parquet)")
+    if not path.is_file():
+        raise DataError(path, "a folder, not a parquet file (expected <data_dir>/<task>/<task>_test.parquet)")
     try:
         frame = pd.read_parquet(path)
     except (pyarrow.ArrowException, OSError, ValueError) as exc:

@@ -32,7 +32,7 @@ class BertScorer:
         from transformers import AutoConfig
 
         try:
-            layers = AutoConfig.from_pretrained(self.model_name).num_hidden_layers
+            layers = AutoConfig.from_pretrained(self.model_name, trust_remote_code=False).num_hidden_layers
         except (OSError, ValueError) as exc:
             raise OSError(f"BERTScore model {self.model_name} is not available ({type(exc).__name__}); "
                           "set RECIF_BERTSCORE_MODEL to a local BERT folder") from None
@@ -47,8 +47,8 @@ class BertScorer:
 
                 device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
                 self.check()
-                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-                model = AutoModel.from_pretrained(self.model_name).eval().to(device)
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
+                model = AutoModel.from_pretrained(self.model_name, trust_remote_code=False).eval().to(device)
                 self._loaded = (tokenizer, model, device)
         return self._loaded
 

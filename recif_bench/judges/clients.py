@@ -100,8 +100,8 @@ class LocalClient:
         self.identity = identity(settings)
         self._max_new_tokens = settings.max_tokens
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(settings.model)
-            self._model = AutoModelForCausalLM.from_pretrained(settings.model).eval()
+            self._tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=False)
+            self._model = AutoModelForCausalLM.from_pretrained(settings.model, trust_remote_code=False).eval()
         except (OSError, ValueError) as exc:
             raise JudgeConfigError(f"local judge: cannot load {settings.model} ({type(exc).__name__}: {exc})") from None
         self._lock = threading.Lock()

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from recif_bench.judges.bertscore import DEFAULT_LAYER, DEFAULT_MODEL, BertScorer
+from recif_bench.schema import SchemaError, build, check_keys
 
 KINDS = ("gemini", "openai", "local")
 DEFAULT_GEMINI = "gemini-2.5-flash-lite"   # the reference's judge (spec §3.3)
@@ -49,6 +50,17 @@ class JudgeConfig:
     bertscore_model: str = DEFAULT_MODEL   # item_understand weighs matched points by BERTScore F1
     bertscore_layer: int = DEFAULT_LAYER
     api_key: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Values of the right type that still cannot work (a zero timeout fails every call) are refused."""
+        for name in ("timeout", "rpm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise JudgeConfigError(f"judge {name}: must be > 0, got {value}")
+        for name, low in (("max_tokens", 1), ("max_attempts", 1), ("workers", 1), ("max_reasks", 0),
+                          ("temperature", 0), ("retry_delay", 0), ("bertscore_layer", 0)):
+            if getattr(self, name) < low:
+                raise JudgeConfigError(f"judge {name}: must be >= {low}, got {getattr(self, name)}")
 
     @classmethod
     def from_spec(cls, spec: str, **tuning: Any) -> "JudgeConfig":
@@ -106,15 +118,21 @@ def config_from_env(env: dict[str, str] | None = None) -> JudgeConfig | None:
     """
     env = dict(os.environ if env is None else env)
     config = _read_config(env.get("RECIF_JUDGE_CONFIG"))
-    spec = env.get("RECIF_JUDGE") or config.pop("judge", None) or "none"
+    where = f"{env.get('RECIF_JUDGE_CONFIG')}: "
+    try:   # the whole file is checked, judge or not, so a typo never waits for the day a judge is set
+        check_keys(config, {f.name for f in fields(JudgeConfig)} - {"kind", "model"} | {"judge"}, where)
+        spec = env.get("RECIF_JUDGE") or config.pop("judge", None) or "none"
+        if not isinstance(spec, str):
+            raise JudgeConfigError(f"{where}judge: expected a spec such as gemini or openai:<model>@<url>, got {spec!r}")
+        checked = build(JudgeConfig, {"kind": "openai", "model": "-", **config}, where)
+    except SchemaError as exc:
+        raise JudgeConfigError(str(exc)) from None
+    except JudgeConfigError as exc:
+        raise JudgeConfigError(f"{where}{exc}" if not str(exc).startswith(where) else str(exc)) from None
     if spec == "none":
         return None
     kind, model, base_url = parse_spec(spec)
-    known = {f.name for f in fields(JudgeConfig)} - {"kind", "model"}
-    unknown = set(config) - known
-    if unknown:
-        raise JudgeConfigError(f"{env['RECIF_JUDGE_CONFIG']}: unknown judge setting(s) {sorted(unknown)}")
-    settings = JudgeConfig(kind=kind, model=model, **config)
+    settings = replace(checked, kind=kind, model=model)
     overrides: dict[str, Any] = {}
     for name, var, cast in (("workers", "RECIF_JUDGE_WORKERS", int), ("rpm", "RECIF_JUDGE_RPM", float),
                             ("cache_dir", "RECIF_JUDGE_CACHE", str),

@@ -5,7 +5,7 @@ Beam search prefills each prompt once and runs its K beams on the cache (:mod:`r
 model_args: ``pretrained`` (folder or hub id), ``dtype`` (auto | float32 | bfloat16 ...),
 ``device`` (default cuda when available), ``batch_size``, ``thinking``, ``constrained`` with
 ``data_dir`` (trie over the catalogue's SIDs), ``sid_levels``, ``sid_codebook``, ``seed``,
-``trust_remote_code``, ``max_length`` (context window; default the model's
+``trust_remote_code`` (default false: a folder's own code runs only when asked), ``max_length`` (context window; default the model's
 ``max_position_embeddings``), ``think_ahead`` (``"T,m"``: OneRec-Think's think-ahead inference on the
 rec tasks, :mod:`recif_bench.models.think_ahead`) with ``fast_model`` (its answering model; default
 this one).  Stock lm-eval tasks work too (``recif-eval --general``):
@@ -40,9 +40,11 @@ class HFRecLM(KCandidateLM):
     def __init__(self, pretrained: str | None = None, model: Any = None, tokenizer: Any = None,
                  dtype: str = "auto", device: str | None = None, batch_size: Any = 8, thinking: Any = False,
                  constrained: Any = False, data_dir: str | None = None, sid_levels: Any = 3,
-                 sid_codebook: Any = 8192, seed: Any = 0, trust_remote_code: Any = True, max_length: Any = None,
+                 sid_codebook: Any = 8192, seed: Any = 0, trust_remote_code: Any = False, max_length: Any = None,
                  think_ahead: Any = None, fast_model: str | None = None, **_ignored: Any) -> None:
         from recif_bench.models.think_ahead import ThinkAhead
+
+        trust_remote_code = as_bool(trust_remote_code, "trust_remote_code")
 
         self.think_ahead = ThinkAhead.parse(think_ahead) if think_ahead not in (None, "") else None
         super().__init__(thinking=thinking if self.think_ahead is None else True, batch_size=batch_size)
@@ -56,17 +58,17 @@ class HFRecLM(KCandidateLM):
             log.warning("device %s requested but CUDA is not available: running on cpu", device)
             device = "cpu"   # the stock lm_eval CLI passes cuda:0 by default
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(pretrained, trust_remote_code=bool(trust_remote_code))
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if model is None:
             torch_dtype = dtype if dtype == "auto" else getattr(torch, str(dtype))
             model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch_dtype,
-                                                         trust_remote_code=bool(trust_remote_code))
+                                                         trust_remote_code=trust_remote_code)
         self.model = model.to(self._device).eval()
         self.fast_model = self.model if not fast_model or fast_model == pretrained else \
-            self._load_fast_model(fast_model, dtype, bool(trust_remote_code))
+            self._load_fast_model(fast_model, dtype, trust_remote_code)
         self.seed = int(seed)
         self.fmt = sid.SidFormat(int(sid_levels), int(sid_codebook))
         self.constrained = as_bool(constrained, "constrained")

@@ -98,8 +98,8 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: model folder not found")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
     model.config.use_cache = False
     return model, tokenizer
 

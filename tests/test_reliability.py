@@ -1,0 +1,80 @@
+"""Safety guarantees of issue 19: no code from a model folder unasked, model identity, no secret written."""
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from recif_bench.cli.eval import main as recif_eval
+from recif_bench.identity import content_fingerprint
+from recif_bench.redact import scrub
+
+
+def remote_code_folder(tiny_model_dir, tmp_path):
+    """The tiny model with an auto_map pointing at a module that writes a marker file when imported."""
+    folder = tmp_path / "remote"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="evil_qwen", auto_map={"AutoConfig": "evil.EvilConfig",
+                                                    "AutoModelForCausalLM": "evil.EvilModel"})
+    (folder / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "code-ran"
+    (folder / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+                                    "from transformers import Qwen3Config as EvilConfig, Qwen3ForCausalLM as EvilModel\n")
+    return folder, marker
+
+
+def test_model_folder_code_is_not_run_by_default(tiny_model_dir, tmp_path, capsys):
+    folder, marker = remote_code_folder(tiny_model_dir, tmp_path)
+    assert recif_eval(["--model", str(folder), "--tasks", "video", "--limit", "2",
+                       "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "auto_map" in err[0] and "--trust-remote-code" in err[0]
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_backend_default_refuses_folder_code_too(tiny_model_dir, tmp_path):
+    from recif_bench.models.hf import HFRecLM
+
+    folder, marker = remote_code_folder(tiny_model_dir, tmp_path)
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        HFRecLM(pretrained=str(folder), device="cpu")
+    assert not marker.exists()
+
+
+def test_same_size_different_weights_get_different_fingerprints(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    weights = load_file(other / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1.0          # same shapes, same file size, other values
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    assert (other / "model.safetensors").stat().st_size == (tiny_model_dir / "model.safetensors").stat().st_size
+    assert content_fingerprint(other) != content_fingerprint(tiny_model_dir)
+    assert content_fingerprint(tiny_model_dir) == content_fingerprint(tiny_model_dir)   # stable (cached)
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("--model-args base_url=http://u:sk-abcdef123456@host/v1", "sk-abcdef123456"),
+    ("--judge openai:m@https://h/v1?key=AIzaSyA0123456789abcdefghijk", "AIzaSyA0123456789abcdefghijk"),
+    ("--model-args api_key=plainsecret,batch_size=2", "plainsecret"),
+    ("--api-key hunter2hunter2", "hunter2hunter2"),
+    ("http://host/v1?token=abc123&x=1", "abc123"),
+])
+def test_credentials_are_scrubbed(text, secret):
+    cleaned = scrub(text)
+    assert secret not in cleaned and len(cleaned.split()) == len(text.split())   # the rest of the line stays
+
+
+def test_command_line_in_summary_has_no_credentials(mini_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["--model", "popularity", "--data-dir", str(mini_dir), "--tasks", "video", "--limit", "3",
+            "--output", str(out), "--pipeline", "http://user:pa55word@host/x?api_key=k3y"]
+    monkeypatch.setattr(sys, "argv", ["recif-eval", *argv])
+    assert recif_eval(argv) == 0
+    written = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".json", ".jsonl"))
+    assert "pa55word" not in written and "k3y" not in written
+    assert "http://host/x?api_key=***" in json.loads((out / "summary.json").read_text())["run"]["command"]
