@@ -18,27 +18,37 @@ from recif_bench import results as res
 from recif_bench.benchmark import judged_tasks, task_info
 from recif_bench.data.reader import DataError
 from recif_bench.judges import JudgeConfig, JudgeConfigError, JudgeSession
+from recif_bench.run_dir import run_lock
 from recif_bench.settings import UsageError
 
 
 def rejudge(run_dir: str | Path, judge: JudgeConfig | None) -> dict[str, Any]:
     """The run's summary with its judged tasks scored by ``judge`` (checked before the run is read)."""
     run_dir = Path(run_dir)
-    if judge is not None and judge.cache_dir is None:
+    summary_path = run_dir / "summary.json"   # first: is it a run at all (before any judge model is checked)
+    if not summary_path.exists():
+        raise FileNotFoundError(f"--rejudge: {summary_path} does not exist (not a finished recif-eval run)")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(summary_path, f"unreadable summary ({exc})") from None
+    if not isinstance(summary, dict) or summary.get("schema") != res.SCHEMA:
+        raise DataError(summary_path, f"not a summary of schema {res.SCHEMA}")
+    if judge is None:
+        raise UsageError("--rejudge needs a judge: --judge SPEC or RECIF_JUDGE")
+    if judge.cache_dir is None:
         judge = replace(judge, cache_dir=str(run_dir / "judge_cache"))
     session = JudgeSession(judge)
     try:
         session.check(judged_tasks())
     except (JudgeConfigError, OSError, ValueError) as exc:
         raise UsageError(f"--judge: {exc}") from None
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
-        raise FileNotFoundError(f"--rejudge: {summary_path} does not exist (not a finished recif-eval run)")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    if summary.get("schema") != res.SCHEMA:
-        raise DataError(f"{summary_path}: unknown schema {summary.get('schema')!r} (expected {res.SCHEMA})")
-    if judge is None:
-        raise UsageError("--rejudge needs a judge: --judge SPEC or RECIF_JUDGE")
+    with run_lock(run_dir):
+        return _rejudge(run_dir, summary_path, summary, session)
+
+
+def _rejudge(run_dir: Path, summary_path: Path, summary: dict[str, Any], session: JudgeSession) -> dict[str, Any]:
+    """Score the recorded generations and rewrite the run's files (the run folder is locked)."""
     lm_path = run_dir / "lm_eval_results.json"
     lm_results = json.loads(lm_path.read_text(encoding="utf-8")) if lm_path.exists() else {}
     for task in judged_tasks():
@@ -76,7 +86,7 @@ def _judge_recorded(session: JudgeSession, task: str, path: Path) -> dict[str, A
         except (json.JSONDecodeError, AttributeError):
             item = None
         if not (isinstance(item, list) and len(item) == 4 and item[0] == task):
-            raise DataError(f"{path}:{lineno}: no recorded {task} generation (field {metric!r})")
+            raise DataError(path, f"no recorded {task} generation (field {metric!r})", row=lineno)
         items.append(item[1:])
     metrics = session.judge(task, items)
     return {m: metrics.get(m) for m in metrics_of_task}

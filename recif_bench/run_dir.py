@@ -14,12 +14,13 @@ written, swaps it for ``results/X``.  So:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import Iterator
 
 CARRIED = ("judge_cache",)     # content-addressed (judge model + prompt): any later run may reuse it
 RESUMABLE = ("requests.db",)   # answers of this model: reused only by --resume (identity checked)
@@ -27,6 +28,33 @@ RESUMABLE = ("requests.db",)   # answers of this model: reused only by --resume 
 
 class RunLocked(Exception):
     """Another process is writing the same run folder."""
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``<parent>/.<name>.lock`` while a process writes ``folder`` (one line if taken)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(folder.parent / f".{folder.name}.lock", "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunLocked(f"{folder}: another recif-eval ({holder}) is writing this run folder; "
+                            "wait for it or choose another --output") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
 
 
 class RunFolder:
@@ -37,8 +65,7 @@ class RunFolder:
         self.resume = resume
         self.work = self.final.parent / f".{self.final.name}.partial"
         self._old = self.final.parent / f".{self.final.name}.old"
-        self._lock_path = self.final.parent / f".{self.final.name}.lock"
-        self._lock: IO[str] | None = None
+        self._held = contextlib.ExitStack()
         self.committed = False
 
     @property
@@ -52,13 +79,12 @@ class RunFolder:
         return None
 
     def __enter__(self) -> Path:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self._acquire()
+        self._held.enter_context(run_lock(self.final))
         try:
             self._recover()
             self._prepare()
         except BaseException:
-            self._release()
+            self._held.close()
             raise
         return self.work
 
@@ -67,7 +93,7 @@ class RunFolder:
             if not self.committed and not self._worth_resuming():
                 shutil.rmtree(self.work, ignore_errors=True)
         finally:
-            self._release()
+            self._held.close()
 
     def commit(self) -> Path:
         """Replace ``final`` by the finished work folder (the old run is removed only after the swap)."""
@@ -78,29 +104,6 @@ class RunFolder:
         shutil.rmtree(self._old, ignore_errors=True)
         self.committed = True
         return self.final
-
-    def _acquire(self) -> None:
-        handle = open(self._lock_path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunLocked(f"--output {self.final}: another recif-eval ({holder}) is writing this run folder; "
-                            "wait for it or choose another --output") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._lock = handle
-
-    def _release(self) -> None:
-        if self._lock is not None:
-            self._lock.truncate(0)
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
 
     def _recover(self) -> None:
         """A swap interrupted between its two renames left the old run as ``.X.old``: put it back."""

@@ -220,23 +220,30 @@ def test_recif_eval_judges_caches_and_rejudges(judge, mini_dir, tmp_path, monkey
 
 
 def test_bad_judge_settings_end_with_one_line(tmp_path, monkeypatch, capsys):
+    from recif_bench.results import SCHEMA
+
     assert recif_eval(["--judge", "claude:opus", "--tasks", "rec_reason", "--output", str(tmp_path / "a")]) == 2
     assert "kind must be one of" in capsys.readouterr().err
+    monkeypatch.setenv("GEMINI_API_KEY", "x")
+    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
+    err = capsys.readouterr().err   # a folder that is not a run is named first, before any judge check
+    assert "summary.json does not exist" in err and len(err.strip().splitlines()) == 1
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"schema": SCHEMA, "run": {}, "settings": {}, "tasks": {}}))
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(var, raising=False)
-    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
+    assert recif_eval(["--rejudge", str(run_dir), "--judge", "gemini"]) == 2
     assert "no credentials" in capsys.readouterr().err
     monkeypatch.setenv("GEMINI_API_KEY", "x")
     monkeypatch.setenv("RECIF_BERTSCORE_MODEL", str(tmp_path / "no-bert"))
-    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
+    assert recif_eval(["--rejudge", str(run_dir), "--judge", "gemini"]) == 2
     assert "BERTScore model" in capsys.readouterr().err
     monkeypatch.setenv("RECIF_BERTSCORE_MODEL", str(build_tiny_bert(tmp_path / "bert")))
-    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
-    assert "BERTScore layer 9: " in capsys.readouterr().err   # the reference's layer; this BERT has 1
-    monkeypatch.setenv("RECIF_BERTSCORE_LAYER", "1")
-    assert recif_eval(["--rejudge", str(tmp_path / "missing"), "--judge", "gemini"]) == 2
+    capsys.readouterr()   # the builder's progress bars
+    assert recif_eval(["--rejudge", str(run_dir), "--judge", "gemini"]) == 2
     err = capsys.readouterr().err
-    assert "summary.json does not exist" in err and len(err.strip().splitlines()) == 1
+    assert "BERTScore layer 9: " in err and len(err.strip().splitlines()) == 1   # the reference's layer; this BERT has 1
 
 
 def test_only_the_reference_judge_and_bertscore_are_comparable_with_the_paper(judge, tmp_path):
