@@ -32,6 +32,17 @@ def data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
 
 
+def caption(png: Path) -> str:
+    """The caption the figure carries in its PNG metadata (``plots.CAPTION_KEY``), else its file name in words."""
+    from PIL import Image
+
+    from leaderboard.plots import CAPTION_KEY
+
+    with Image.open(png) as image:
+        text = getattr(image, "text", {}).get(CAPTION_KEY)
+    return text or Path(png).stem.replace("-", " ").replace("_", " ")
+
+
 def run_anchor(run: Run) -> str:
     return "run-" + slug(str(run.path))
 
@@ -89,7 +100,7 @@ def write_html(path: Path, tables: Sequence[Table], runs: Sequence[Run], plots: 
     keys = sorted((t.key for t in tables), key=len, reverse=True)
     for png in plots:
         owner = next((k for k in keys if Path(png).stem.startswith(k + "-")), None)
-        figure = Figure(Path(png).stem, data_uri(png))
+        figure = Figure(caption(png), data_uri(png))
         if owner:
             figures.setdefault(owner, []).append(figure)
         else:

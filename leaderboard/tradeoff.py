@@ -88,7 +88,8 @@ def tradeoff_plot(group: DataGroup, stem: Path) -> Path | None:
     ax.set(xlabel="mean RecIF-Bench headline (0-1)", ylabel="mean general score",
            title=f"recommendation vs general ability on {group.label}")
     ax.grid(alpha=0.3)
-    return _save(fig, stem)
+    return _save(fig, stem, f"Recommendation vs general ability on {group.label}: mean RecIF-Bench headline "
+                            "against mean general score, each pipeline's stages joined in order")
 
 
 def write_tradeoff(groups: Sequence[DataGroup], out_dir: Path) -> list[Path]:
