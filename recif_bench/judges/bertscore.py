@@ -3,9 +3,12 @@
 The reference weighs each matched information point by
 ``BERTScorer(model_type="bert-base-chinese", num_layers=9, rescale_with_baseline=False)``.  Here:
 the hidden states of layer ``layer`` (``hidden_states[layer]`` = output of the first ``layer``
-blocks, what bert_score's truncated model returns), L2-normalised; [CLS]/[SEP]/padding carry no
-weight; precision = mean over candidate tokens of the best cosine with a reference token, recall
-the other way round; F1 = 2PR/(P+R), 0 when undefined (e.g. an empty text).
+blocks, what bert_score's truncated model returns), L2-normalised; precision = mean over the
+candidate's word tokens of the best cosine with any reference token ([CLS]/[SEP] included, as
+bert_score's mask does; they only carry no weight in the mean), recall the other way round;
+F1 = 2PR/(P+R), 0 when undefined (e.g. an empty text).  Equal to the ``bert-score`` package's F1
+(tests/test_bertscore_package.py); that package is not a dependency because it breaks on empty
+texts under transformers 5.
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ class BertScorer:
         return self._loaded
 
     def _embed(self, texts: Sequence[str]):
-        """Per text: the normalised embeddings of its real tokens (special tokens dropped)."""
+        """Per text: the normalised embeddings of all its tokens and which of them are scored.
+
+        As in bert_score, [CLS]/[SEP] take part in the best-match search but get no weight in the
+        averages (bert_score gives them idf 0); padding is dropped.
+        """
         import torch
 
         tokenizer, model, device = self._load()
@@ -62,11 +69,12 @@ class BertScorer:
             batch = [t.strip() for t in texts[start:start + self.batch_size]]
             enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt",
                             return_special_tokens_mask=True)
-            keep = (enc.pop("special_tokens_mask") == 0) & (enc["attention_mask"] == 1)
+            special = enc.pop("special_tokens_mask")
+            real = enc["attention_mask"] == 1
             with torch.no_grad():
                 hidden = model(**enc.to(device), output_hidden_states=True).hidden_states[self.layer]
             hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
-            out.extend(hidden[i][keep[i]] for i in range(len(batch)))
+            out.extend((hidden[i][real[i]], (special[i] == 0)[real[i]]) for i in range(len(batch)))
         return out
 
     def f1(self, candidates: Sequence[str], references: Sequence[str]) -> list[float]:
@@ -76,12 +84,13 @@ class BertScorer:
             return []
         embedded = self._embed(list(candidates) + list(references))
         scores = []
-        for cand, ref in zip(embedded[:len(candidates)], embedded[len(candidates):]):
-            if not len(cand) or not len(ref):
+        for (cand, cand_scored), (ref, ref_scored) in zip(embedded[:len(candidates)], embedded[len(candidates):]):
+            if not cand_scored.any() or not ref_scored.any():
                 scores.append(0.0)
                 continue
             sim = cand @ ref.T
-            precision, recall = sim.max(dim=1).values.mean().item(), sim.max(dim=0).values.mean().item()
+            precision = sim.max(dim=1).values[cand_scored].mean().item()
+            recall = sim.max(dim=0).values[ref_scored].mean().item()
             total = precision + recall
             scores.append(2 * precision * recall / total if total else 0.0)
         return scores
