@@ -24,6 +24,9 @@ SID_BEGIN = "<|sid_begin|>"
 SID_END = "<|sid_end|>"
 LEVEL_LETTERS = "abcdefgh"
 THINK_END = "</think>"
+# what follows a closed thought before the answer, in evaluation's second stage and in RL rollouts
+# (the reference's "</think>\n" + "<|sid_begin|>"); SFT text keeps the Qwen3 template's "</think>\n\n"
+THOUGHT_CLOSE = THINK_END + "\n"
 
 CODE_TOKEN_FORMAT = "<s_{letter}_{code}>"     # the one spelling of an itemic code token
 

@@ -327,3 +327,37 @@ def test_each_variant_trains_with_a_finite_loss(world, tiny_model_dir, monkeypat
              and f.keywords == {"eps_low": 0.2, "eps_high": 0.28, "delta": 0.1},
              "gbpo": lambda f: f is pl.gbpo_loss}
     assert wired[loss](run.policy_loss)
+
+
+@pytest.mark.parametrize("mode", [None, "group"])
+def test_gbpo_with_feedback_uses_the_raw_feedback_as_advantage(world, tiny_model_dir, mode):
+    """OneRec-V2: +1 liked, -1 not interested, 0 no feedback.  Group normalisation would give the
+    members without feedback -0.5 when one sibling got +1; the raw signal keeps them at 0."""
+    values = {"loss.kind": "gbpo", "reward.kind": "feedback", "reward.raw": world["raw"]}
+    run = build(tiny_model_dir, world["root"], f"gbpo_advantage_{mode}",
+                values if mode is None else {**values, "reward.advantage": mode})
+    rows = [run.train_dataset[i] for i in (0, 1) for _ in range(4)]
+    real = run._generate_and_score_completions(rows)["advantages"].view(2, 4)   # beams: liked, rejected, -, -
+
+    def one_liked(prompts, completions, **_):
+        return [1.0, 0.0, 0.0, 0.0] * (len(completions) // 4)
+
+    run.reward_funcs[0] = one_liked
+    single = run._generate_and_score_completions(rows)["advantages"].view(2, 4)
+    if mode is None:
+        assert run.raw_advantages and real.tolist() == [[1.0, -1.0, 0.0, 0.0]] * 2
+        assert single.tolist() == [[1.0, 0.0, 0.0, 0.0]] * 2
+    else:
+        assert not run.raw_advantages
+        assert single[0].tolist() == pytest.approx([1.5, -0.5, -0.5, -0.5], abs=1e-3)
+    with pytest.raises(ConfigError, match="reward.advantage"):
+        rl.advantage_mode({"advantage": "mean"}, {})
+
+
+def test_rollout_closes_the_thought_as_evaluation_does(world):
+    """One separator: RL's reasoning -> SID bridge is evaluation's stage-2 text ``</think>\\n<|sid_begin|>``."""
+    tokenizer = world["probe"].processing_class
+    rollout = rl.TwoStageRollout(tokenizer, FMT, thinking=True, think_tokens=4)
+    assert tokenizer.decode([rollout.think_end] + rollout.bridge) == sid.THOUGHT_CLOSE + sid.SID_BEGIN == \
+        "</think>\n<|sid_begin|>"
+    assert tokenizer.decode(rl.TwoStageRollout(tokenizer, FMT, thinking=False).bridge) == sid.SID_BEGIN

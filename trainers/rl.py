@@ -10,7 +10,8 @@ Built on trl's ``GRPOTrainer`` with a custom rollout, reward and loss:
   still scored, unlike the reference), then append ``<|sid_begin|>`` and take the K beams
   (``rollout.mode: beam``, the reference) or K samples (``sample``) of exactly ``levels`` item
   tokens.  Each candidate is one member of the GRPO group (``num_generations`` = K).  The text
-  between reasoning and SID is the SFT convention ``</think>\\n\\n<|sid_begin|>`` (spec §7.7).
+  between reasoning and SID is evaluation's and the reference's ``</think>\\n<|sid_begin|>``
+  (``sid.THOUGHT_CLOSE``).
   ``think_beam`` (OneRec-Think) gives every member its own reasoning and a beam search of
   ``rollout.beams`` items after it.
 * Reward ``reward.kind`` (:mod:`trainers.rl_rewards`): ``hit`` (spec §6.4: 1 when the answer's first
@@ -18,6 +19,9 @@ Built on trl's ``GRPOTrainer`` with a custom rollout, reward and loss:
   every forced-prefix reward; ``partial: true`` adds 0.1 / 0.01 for a shared a/b or a prefix),
   ``beam_match`` (Think), ``pscore`` (V1), ``feedback`` (V2).  ``reward.format_regularisation``
   (V1) adds ``reward.format_weight`` (1) to the advantage of every completion whose SID is an item.
+  ``reward.advantage``: ``group`` (trl: reward minus the group mean, over the group std) or ``raw``
+  (the reward itself, OneRec-V2's use of the +1 / -1 / 0 feedback); default ``raw`` for GBPO with
+  the feedback reward, ``group`` otherwise.
 * Loss ``loss.kind`` (:mod:`trainers.policy_losses`): ``grpo`` is trl's own path (spec §6.5:
   group-normalised advantages, all-equal groups -> 0, PPO clipping 0.2 / 0.28, token-mean (trl
   ``dapo``), KL to the initial model with coefficient 0.001 = trl's k3 estimator = verl
@@ -90,7 +94,8 @@ class TwoStageRollout:
         self.tokenizer, self.fmt, self.thinking, self.mode = tokenizer, fmt, thinking, mode
         self.think_tokens, self.temperature, self.top_p, self.beams = think_tokens, temperature, top_p, beams
         self.think_end = tokenizer.convert_tokens_to_ids(sid.THINK_END)
-        bridge = ("\n\n" if thinking else "") + sid.SID_BEGIN
+        # the sampled reasoning ends in </think>; the rest of sid.THOUGHT_CLOSE and <|sid_begin|> follow
+        bridge = (sid.THOUGHT_CLOSE.removeprefix(sid.THINK_END) if thinking else "") + sid.SID_BEGIN
         self.bridge = tokenizer(bridge, add_special_tokens=False)["input_ids"]
 
     def __call__(self, prompts: Sequence[str], grpo: Any) -> dict[str, Any]:
@@ -167,13 +172,24 @@ def trainer_class() -> type:
         policy_loss: policy_losses.PolicyLoss | None = None   # None: trl's own clipped surrogate (loss.kind grpo)
         catalogue: rl_rewards.Catalogue | None = None          # set: format regularisation on
         format_weight: float = 1.0
+        raw_advantages: bool = False                           # advantage = reward (reward.advantage raw)
         fmt: sid.SidFormat = sid.DEFAULT_FORMAT
+        _rewards: Any = None
+
+        def _calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:
+            self._rewards = super()._calculate_rewards(*args, **kwargs)   # all processes' rewards per function
+            return self._rewards
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-            """trl's rollout and group-normalised advantages, plus ``format_weight`` for every
-            completion whose SID is an item of the catalogue (OneRec-V1: advantage 1 for legal items
-            among the K samples, 0 for illegal ones)."""
+            """trl's rollout and group-normalised advantages (or the raw rewards), plus ``format_weight``
+            for every completion whose SID is an item of the catalogue (OneRec-V1: advantage 1 for
+            legal items among the K samples, 0 for illegal ones)."""
             output = super()._generate_and_score_completions(inputs)
+            if self.raw_advantages:
+                weights = self.reward_weights.to(self._rewards.device).unsqueeze(0)
+                rewards = torch.nan_to_num((self._rewards * weights).nansum(dim=1))
+                start = self.accelerator.process_index * len(inputs)
+                output["advantages"] = rewards[start:start + len(inputs)].to(output["advantages"].device)
             if self.catalogue is None:
                 return output
             texts = self.processing_class.batch_decode(output["completion_ids"], skip_special_tokens=True)
@@ -218,6 +234,16 @@ def policy_loss(spec: Mapping[str, Any], eps_low: float, eps_high: float) -> pol
     return policy_losses.gbpo_loss if kind == "gbpo" else None
 
 
+def advantage_mode(reward_spec: Mapping[str, Any], loss_spec: Mapping[str, Any]) -> str:
+    """``reward.advantage`` (``raw`` | ``group``); OneRec-V2 feeds GBPO the feedback signal itself, so
+    a member without feedback keeps 0 instead of going negative when a sibling got +1."""
+    default = "raw" if reward_spec.get("kind") == "feedback" and loss_spec.get("kind") == "gbpo" else "group"
+    mode = reward_spec.get("advantage", default)
+    if mode not in ("raw", "group"):
+        raise ConfigError(f"reward.advantage must be raw or group, got {mode!r}")
+    return mode
+
+
 def build_trainer(config: Mapping[str, Any]) -> Any:
     """The configured trl ``GRPOTrainer`` (not yet trained)."""
     import os
@@ -248,7 +274,9 @@ def build_trainer(config: Mapping[str, Any]) -> Any:
 
     run = trainer_class()(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer, rollout_func=rollout)
-    run.policy_loss = policy_loss(dict(config.get("loss") or {}), run.epsilon_low, run.epsilon_high)
+    loss_spec = dict(config.get("loss") or {})
+    run.policy_loss = policy_loss(loss_spec, run.epsilon_low, run.epsilon_high)
+    run.raw_advantages = advantage_mode(reward_spec, loss_spec) == "raw"
     run.fmt = fmt
     if regularise:
         run.catalogue, run.format_weight = catalogue, float(reward_spec.get("format_weight", 1.0))

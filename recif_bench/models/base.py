@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from recif_bench.models.genspec import GenSpec, SamplingSpec
 from recif_bench.options import as_bool
-from recif_bench.sid import THINK_END
+from recif_bench.sid import THINK_END, THOUGHT_CLOSE
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class KCandidateLM(LM):
             return [[apply_stops(t, spec.until) for t in cands] for cands in texts]
         self._check_thinking_prompts(contexts)
         thoughts = self._thoughts(contexts, replace(spec.thinking, n=max(1, spec.thinking.n)))
-        bridges = [[t + THINK_END + "\n" + spec.answer_prefix for t in per] for per in thoughts]
+        bridges = [[t + THOUGHT_CLOSE + spec.answer_prefix for t in per] for per in thoughts]
         flat = [c + b for c, per in zip(contexts, bridges) for b in per]
         per_thought = replace(spec, num_return_sequences=max(1, spec.num_return_sequences // len(bridges[0])),
                               num_beams=spec.num_beams and max(1, spec.num_beams // len(bridges[0])))
@@ -142,7 +142,7 @@ class KCandidateLM(LM):
             part = contexts[start:start + chunk]
             thinkers = [c for c in part if thinking[c]]
             thoughts = dict(zip(thinkers, self._thoughts(thinkers, LABEL_THOUGHT))) if thinkers else {}
-            prefixes = [c + thoughts[c][0] + THINK_END + "\n" if c in thoughts else c for c in part]
+            prefixes = [c + thoughts[c][0] + THOUGHT_CLOSE if c in thoughts else c for c in part]
             scores = self._score_many(prefixes, [[requests[i].args[1] for i in by_context[c]] for c in part])
             for context, per_context in zip(part, scores):
                 for i, score in zip(by_context[context], per_context):

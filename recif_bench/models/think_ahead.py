@@ -27,7 +27,7 @@ from typing import Any
 
 from recif_bench import chat
 from recif_bench.models.genspec import GenSpec, SamplingSpec
-from recif_bench.sid import THINK_END
+from recif_bench.sid import THOUGHT_CLOSE
 
 PREFIX_LEVELS = 2   # the SID levels the reasoning paths decide
 
@@ -72,7 +72,7 @@ def answer(lm: Any, contexts: list[str], spec: GenSpec) -> list[list[str]]:
         sids = list(dict.fromkeys(r for r in found if len(r) == allowed.levels and allowed.contains(r)))
         texts = [spec.answer_prefix + t for t in lm.tokenizer.batch_decode(sids, skip_special_tokens=True)]
         if texts:
-            texts[0] = "".join(t + THINK_END + "\n" for t in per) + texts[0]
+            texts[0] = "".join(t + THOUGHT_CLOSE for t in per) + texts[0]
         out.append(texts)
     return out
 
@@ -81,7 +81,7 @@ def path_prefixes(lm: Any, contexts: list[str], thoughts: list[list[str]], spec:
                   catalogue: Any) -> list[list[tuple[int, ...]]]:
     """Per context, the union over its reasoning paths of the m best 2-level prefixes (token ids)."""
     beams = lm.think_ahead.beams
-    bridge = THINK_END + "\n" + spec.answer_prefix
+    bridge = THOUGHT_CLOSE + spec.answer_prefix
     flat = [c + t + bridge for c, per in zip(contexts, thoughts) for t in per]
     stage = GenSpec(num_return_sequences=beams, num_beams=beams,
                     sampling=SamplingSpec(max_new_tokens=PREFIX_LEVELS))
