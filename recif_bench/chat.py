@@ -86,6 +86,14 @@ def render(messages: Any, thinking: bool, template: str = SOFT_SWITCH, tokenizer
     raise ChatError(f"unknown chat template {template!r}; use {SOFT_SWITCH!r} or {MODEL_TEMPLATE!r}")
 
 
+def render_with_switch(messages: Any, switch: str) -> str:
+    """A generation prompt whose every user turn ends in the literal ``switch`` (``" /think"``,
+    ``" /no_think"`` or ``""``) and no empty think block: the reference's on-policy distillation
+    prompts, where the model itself decides whether to think (spec training §5.2)."""
+    return _soft_switch_template().render(messages=normalise_messages(messages), add_generation_prompt=True,
+                                          think_switch=switch)
+
+
 EMPTY_THINK_BLOCK = "<think>\n\n</think>\n\n"
 _THINKING_TAIL = "/think<|im_end|>\n<|im_start|>assistant\n"
 

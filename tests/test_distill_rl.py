@@ -67,7 +67,7 @@ def test_distill_steps_never_feed_the_teacher_an_oov_id(tiny_model_dir, tmp_path
     teacher.resize_token_embeddings(text_vocab)                     # a base model: no itemic rows at all
     teacher.save_pretrained(tmp_path / "teacher")
     run = distill.build_trainer(tiny("distill", model=tiny_model_dir, teacher=tmp_path / "teacher",
-                                     output_dir=tmp_path / "out", **{"train.max_steps": 2,
+                                     output_dir=tmp_path / "out", **{"train.max_steps": 2, "train.weight_decay": 0.0,
                                                                      "data.prompts": "[{path: general_prompts.jsonl, rows: 4}]"}))
     seen = []
     run.teacher.get_input_embeddings().register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].max())))
@@ -78,7 +78,7 @@ def test_distill_steps_never_feed_the_teacher_an_oov_id(tiny_model_dir, tmp_path
     assert len(seen) == 2 and max(seen) < text_vocab
     assert max(leaks) > 0                       # the random student did emit itemic ids, and they were replaced
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
-    assert changed(before, run.model)
+    assert changed(before, run.model)            # weight decay 0: only the distillation gradient moves weights
 
 
 @pytest.mark.parametrize("completion,partial,expected", [
@@ -116,7 +116,8 @@ def rl_trainer(tiny_model_dir, mini_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("rl")
     training.write({"sft_video": training.build_all(mini_dir / "raw", fmt=FORMAT)["sft_video"][:6]}, root / "data")
     return rl.build_trainer(tiny("rl", model=tiny_model_dir, output_dir=root / "out", **{
-        "data.dir": root / "data", "data.mixture": "{sft_video: 1.0}", "train.max_steps": 1}))
+        "data.dir": root / "data", "data.mixture": "{sft_video: 1.0}", "train.max_steps": 1,
+        "train.weight_decay": 0.0}))
 
 
 def named(fn, name="hit"):
@@ -148,7 +149,16 @@ def test_thinking_rollout_shares_the_reasoning_and_closes_it(rl_trainer):
     assert cut <= 5 and all(c[:cut] == candidates[0][:cut] for c in candidates)   # one reasoning per group
     assert all(c[cut:cut + len(rollout.bridge)] == rollout.bridge and len(c) == cut + len(rollout.bridge) + 3
                for c in candidates)
-    assert tokenizer.decode(rollout.bridge) == "\n\n" + sid.SID_BEGIN
+    assert tokenizer.decode(rollout.bridge) == "\n" + sid.SID_BEGIN
+
+
+def test_grpo_step_with_zero_advantages_leaves_the_weights(rl_trainer):
+    """The control of the next test: equal rewards give zero advantages and (weight decay 0, KL 0 at the
+    first step) no update, so a change there is learning, not decay."""
+    rl_trainer.reward_funcs[0] = named(lambda prompts, completions, **kw: [1.0] * len(completions))
+    before = {n: p.detach().clone() for n, p in rl_trainer.model.named_parameters()}
+    rl_trainer.train()
+    assert rl_trainer.args.weight_decay == 0.0 and not changed(before, rl_trainer.model)
 
 
 def test_grpo_step_changes_the_weights_with_a_finite_loss(rl_trainer):
@@ -173,3 +183,27 @@ def test_pipeline_stage_config_wires_model_data_and_teacher(tmp_path):
                 "set": ["train.max_steps=3"]}
     config = pipeline.stage_config(rl_stage, tmp_path / "distill", tmp_path / "rl", tmp_path / "data", stages)
     assert config["data"]["dir"] == str(tmp_path / "data") and config["train"]["max_steps"] == 3
+
+
+def test_distillation_prompts_draw_the_reference_think_switch(tiny_model_dir, tmp_path):
+    """A third each of ' /think', ' /no_think' and nothing, on every user turn, no pre-filled think block."""
+    from transformers import AutoTokenizer
+
+    rows = [{"messages": [{"role": "user", "content": f"问题{i}"}, {"role": "assistant", "content": "答"},
+                          {"role": "user", "content": f"追问{i}"}]} for i in range(300)]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = distill.build_prompts({"prompts": [{"path": str(path), "rows": 300}], "seed": 0}, tokenizer)
+    texts = [tokenizer.decode(p["input_ids"]) for p in prompts]
+    switches = []
+    for text in texts:
+        first, second = (turn.split("<|im_end|>")[0] for turn in text.split("<|im_start|>user\n")[1:])
+        switch = first.removeprefix(first.rstrip("/think no_").rstrip())
+        assert second.endswith(switch) and first.endswith(switch)                 # every user turn
+        assert text.endswith("<|im_start|>assistant\n") and "<think>" not in text  # the model decides
+        switches.append(switch)
+    counts = {s: switches.count(s) for s in (" /think", " /no_think", "")}
+    assert sum(counts.values()) == 300 and all(80 <= n <= 120 for n in counts.values()), counts
+    fixed = distill.build_prompts({"prompts": [{"path": str(path), "rows": 5}], "think_mode": "no_think"}, tokenizer)
+    assert all(tokenizer.decode(p["input_ids"]).count(" /no_think<|im_end|>") == 2 for p in fixed)

@@ -45,7 +45,9 @@ DISTILL_DEFAULTS: dict[str, Any] = {   # spec training §5.6; configs override a
     "warmup_steps": 0, "adam_beta2": 0.999, "weight_decay": 0.01, "per_device_train_batch_size": 32,
     "save_steps": 5, "logging_steps": 1,
 }
-THINK_MODES = ("auto", "think", "no_think")
+# the reference's switches (with the leading space) appended to every user turn; auto draws one per row
+THINK_SWITCHES = {"think": " /think", "no_think": " /no_think", "none": ""}
+THINK_MODES = ("auto", *THINK_SWITCHES)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def prompt_messages(messages: Any) -> list[dict[str, str]]:
 
 
 def build_prompts(data: Mapping[str, Any], tokenizer: Any) -> list[dict[str, list[int]]]:
-    """The ``data:`` section -> tokenised generation prompts (soft-switch template, think switch per row)."""
+    """The ``data:`` section -> tokenised generation prompts: ``data.think_mode`` auto draws ``" /think"``,
+    ``" /no_think"`` or nothing per row, a third each, appended to every user turn (the reference)."""
     import json
 
     mode = data.get("think_mode", "auto")
@@ -97,8 +100,9 @@ def build_prompts(data: Mapping[str, Any], tokenizer: Any) -> list[dict[str, lis
         messages = row.get("messages")
         if messages is None:
             raise ValueError(f"{row['source']}: distillation prompts need a messages column")
-        thinking = rng.random() < 0.5 if mode == "auto" else mode == "think"
-        text = chat.render(prompt_messages(json.loads(messages) if isinstance(messages, str) else messages), thinking)
+        switch = rng.choice(list(THINK_SWITCHES.values())) if mode == "auto" else THINK_SWITCHES[mode]
+        text = chat.render_with_switch(prompt_messages(json.loads(messages) if isinstance(messages, str) else messages),
+                                       switch)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > max_length:
             too_long += 1
