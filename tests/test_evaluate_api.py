@@ -149,6 +149,20 @@ def test_pipeline_stage_evaluation_settings(tmp_path):
         pipeline.eval_settings(config, "sft", tmp_path / "sft", tmp_path)
 
 
+def test_pipeline_stage_is_evaluated_once_through_evaluate(mini_dir, tmp_path):
+    from trainers import pipeline
+
+    config = {"name": "p", "eval": {"tasks": "video", "sample": 10, "settings": {"data_dir": str(mini_dir)}}}
+    figures = pipeline.evaluate(config, "base", Path("popularity"), tmp_path)
+    summary = json.loads((tmp_path / "results" / "base" / "summary.json").read_text())
+    assert (summary["run"]["pipeline"], summary["model"]["stage"], summary["data"]["sample"]) == ("p", "base", 10)
+    assert figures["headline"] == {"video": summary["tasks"]["video"]["headline"]["value"]}
+    created = summary["run"]["created"]
+    config["eval"]["settings"]["data_dir"] = str(tmp_path / "missing")     # a finished stage is not evaluated again
+    assert pipeline.evaluate(config, "base", Path("popularity"), tmp_path) == figures
+    assert json.loads((tmp_path / "results" / "base" / "summary.json").read_text())["run"]["created"] == created
+
+
 def test_demo_runs_the_demo_model_and_popularity_through_evaluate(tiny_model_dir, mini_dir, tmp_path, monkeypatch,
                                                                   capsys):
     from recif_bench.cli.eval import main as recif_eval
