@@ -94,7 +94,7 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
     general_tasks, general_manager = _general_tasks(settings.general, backend)
     model_args = {**model.args, **_backend_args(backend, model.name, settings, thinking, think_ahead, root, fmt)}
     if model.lm is None:
-        _check_model(backend, model.name, dict(model.args), model_args)
+        _check_model(backend, model.name, dict(model.args), model_args, names)
     identity = model_identity(model.name, backend, model_args)
     folder = RunFolder(Path(settings.output or Path("results") / _run_name(model.name, data_name)), settings.resume)
     judge = _judge_session(settings, folder.work, names)
@@ -214,8 +214,10 @@ def _judge_session(settings: EvalSettings, run_dir: Path, tasks: Sequence[str]) 
     return session
 
 
-def _check_model(backend: str, model: str, user_args: dict[str, Any], model_args: dict[str, Any]) -> None:
-    """The model-args a user gave are known to the backend; a local model folder is usable and runs no code."""
+def _check_model(backend: str, model: str, user_args: dict[str, Any], model_args: dict[str, Any],
+                 tasks: Sequence[str]) -> None:
+    """The model-args a user gave are known to the backend; a local model folder is usable and runs no code;
+    a recommender's checkpoints are read now (once: the loader caches them), not in the middle of the run."""
     import importlib
 
     from lm_eval.api.registry import get_model
@@ -232,9 +234,25 @@ def _check_model(backend: str, model: str, user_args: dict[str, Any], model_args
         if model_args.get("fast_model"):
             check_source(str(model_args["fast_model"]), model_args, "--model-args fast_model=")
     elif backend == "rec" and model_args.get("checkpoint"):
-        checkpoint = str(model_args["checkpoint"])
-        if "{category}" not in checkpoint and not Path(checkpoint).exists():
-            raise UsageError(f"--model-args checkpoint={checkpoint}: no such file or folder")
+        _check_checkpoints(model, str(model_args["checkpoint"]), tasks)
+
+
+def _check_checkpoints(kind: str, checkpoint: str, tasks: Sequence[str]) -> None:
+    """Every checkpoint the run will read (one per Amazon category with ``{category}``) loads, or one line."""
+    from recif_bench.models.sequential import load_model
+    from recif_bench.recommenders import LOADERS
+
+    if kind not in LOADERS:
+        return
+    categories = {t.removeprefix(AMAZON_PREFIX) for t in tasks if t.startswith(AMAZON_PREFIX)} or {""}
+    for category in sorted(categories):
+        path = checkpoint.replace("{category}", category)
+        if not Path(path).exists():
+            raise UsageError(f"--model-args checkpoint={path}: no such file or folder")
+        try:
+            load_model(kind, path)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ModelError(f"--model {kind}: {exc}") from None
 
 
 def _build_model(backend: str, name: str, model_args: dict[str, Any]):

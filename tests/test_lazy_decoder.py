@@ -172,4 +172,4 @@ def test_recif_eval_with_a_missing_checkpoint_is_one_error_line(mini_dir, tmp_pa
                           "--data-dir", str(mini_dir), "--tasks", "recif_video", "--limit", "1",
                           "--output", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 2 and f"recif-eval: error: {tmp_path / 'nope'}: lazy decoder checkpoint not found" in err
+    assert code == 2 and f"recif-eval: error: --model-args checkpoint={tmp_path / 'nope'}: no such file or folder" in err

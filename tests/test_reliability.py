@@ -78,3 +78,56 @@ def test_command_line_in_summary_has_no_credentials(mini_dir, tmp_path, monkeypa
     written = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".json", ".jsonl"))
     assert "pa55word" not in written and "k3y" not in written
     assert "http://host/x?api_key=***" in json.loads((out / "summary.json").read_text())["run"]["command"]
+
+
+class _Payload:
+    """Unpickling this object would call ``os.system`` (a classic checkpoint attack)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_pickled_checkpoint_with_a_payload_does_not_run(mini_dir, tmp_path, capsys):
+    import torch
+
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "best.pt"
+    torch.save({"kind": "sasrec", "config": {}, "state": _Payload(marker)}, evil)
+    code = recif_eval(["--model", "sasrec", "--model-args", f"checkpoint={evil}", "--data-dir", str(mini_dir),
+                       "--tasks", "video", "--limit", "2", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(evil) in err[0] and "never loaded" in err[0]
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_checkpoints_round_trip_without_pickle(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+    from safetensors import safe_open
+
+    from recif_bench.recommenders.checkpoint import load_checkpoint, save_atomic
+
+    net = torch.nn.Linear(3, 2)
+    optimiser = torch.optim.Adam(net.parameters())
+    net(torch.ones(1, 3)).sum().backward()
+    optimiser.step()
+    payload = {"kind": "demo", "state": net.state_dict(), "optimiser": optimiser.state_dict(),
+               "codes": {(1, 2): (0, 1), "x": (3, 4)}, "rng": random.Random(0).getstate(),
+               "array": np.arange(4), "meta": {"name": "n", "value": 0.5, "none": None}}
+    path = save_atomic(payload, tmp_path / "best.pt")
+    with safe_open(str(path), framework="pt") as handle:   # a plain safetensors file
+        assert "recif-checkpoint/1" in handle.metadata()
+    _, back = load_checkpoint(tmp_path, "demo", "best.pt", "demo checkpoint")
+    assert back["codes"] == payload["codes"] and back["rng"] == payload["rng"] and back["meta"] == payload["meta"]
+    assert all(torch.equal(back["state"][k], v) for k, v in net.state_dict().items())
+    assert np.array_equal(back["array"], payload["array"])
+    optimiser.load_state_dict(back["optimiser"])   # the optimiser state round-trips too
+    with pytest.raises(ValueError, match="not a other checkpoint"):
+        load_checkpoint(path, "other", "best.pt", "other checkpoint")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from recif_bench.recommenders.checkpoint import load_checkpoint
 from recif_bench.recommenders.data import recif_sequences
 from recif_bench.recommenders.sasrec import (SASRec, SASRecConfig, ItemIndex, pad_left, rank_metrics, repeat_free,
                                              save)
@@ -101,7 +102,7 @@ def fit(sequences: Sequence[Sequence[Hashable]], items: Sequence[Hashable], conf
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
     last = out / "last.pt"
     if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        _, ckpt = load_checkpoint(last, "sasrec", "last.pt", "SASRec training state")
         same = {k: v for k, v in ckpt["config"].items() if k != "epochs"} == {k: v for k, v in asdict(config).items() if k != "epochs"}
         if not same or ckpt["items"] != index.to_json():
             raise ValueError(f"{last}: a checkpoint of a different run (config or items differ); use another output_dir")

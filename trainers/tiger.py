@@ -16,6 +16,7 @@ from typing import Any, Hashable, Sequence
 
 import torch
 
+from recif_bench.recommenders.checkpoint import load_checkpoint, save_atomic
 from recif_bench.recommenders.settings import settings
 from recif_bench.recommenders.tiger import TigerConfig, TigerModel
 from trainers.common.config import require
@@ -38,7 +39,8 @@ def fit(tiger: TigerModel, sequences: Sequence[Sequence[Hashable]], output_dir: 
         tiger.model.load_state_dict(resumed.model.state_dict())
         doc = json.loads((out / "last" / "tiger.json").read_text(encoding="utf-8"))
         state = doc["progress"]
-        optimiser.load_state_dict(torch.load(out / "optimiser.pt", weights_only=False))
+        optimiser.load_state_dict(load_checkpoint(out / "optimiser.pt", "tiger-optimiser", "optimiser.pt",
+                                                  "TIGER optimiser state")[1]["state"])
         log.warning("resuming %s from epoch %d", out, state["epoch"])
 
     def step(chunk: Sequence[tuple[list, Hashable]]) -> float:
@@ -51,7 +53,7 @@ def fit(tiger: TigerModel, sequences: Sequence[Sequence[Hashable]], output_dir: 
 
     def save(which: str, progress_state: dict[str, Any]) -> None:
         if which == "last":
-            torch.save(optimiser.state_dict(), out / "optimiser.pt")
+            save_atomic({"kind": "tiger-optimiser", "state": optimiser.state_dict()}, out / "optimiser.pt")
         tiger.save(out / which, {"progress": progress_state})
 
     started = time.time()
