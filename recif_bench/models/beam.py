@@ -100,7 +100,7 @@ def beam_search(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tenso
     may_improve = torch.ones((batch, 1), dtype=torch.bool, device=device)
     for step in range(steps):
         if step:
-            logprobs = forward.decode(running[:, :, step - 1].reshape(-1))
+            logprobs = forward.decode(running[:, :, step - 1].reshape(-1), beam_rows)
         if allowed is not None:
             logprobs = _constrain(logprobs, running[:, :, :step], allowed)
         scores = (logprobs.view(batch, k, vocab) + running_scores[:, :, None]).view(batch, k * vocab)
@@ -114,7 +114,7 @@ def beam_search(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tenso
         live_scores = top_scores + ends.to(torch.float32) * IMPOSSIBLE
         chosen = torch.topk(live_scores, k)[1]
         running, running_scores = candidates[rows, chosen], live_scores[rows, chosen]
-        forward.reorder((source[rows, chosen] + rows * k).reshape(-1))
+        beam_rows = (source[rows, chosen] + rows * k).reshape(-1)   # the cache row each running beam continues
 
         # the ones that ended (among the top K) join the finished hypotheses if they beat them
         ended = ends & in_top_k[None, :]
@@ -166,14 +166,18 @@ def _constrain(logprobs: torch.Tensor, generated: torch.Tensor, allowed: Allowed
     return torch.where(hopeless[:, None], mask, constrained)
 
 
+def cache_keyword(model: Any) -> str:
+    """The name under which ``model``'s forward takes and returns its KV cache (transformers 5 / 4)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class _Forward:
     """The model's forward on a growing cache: positions and padding mask kept as ``generate`` keeps them."""
 
     def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
         self.model, self.input_ids = model, input_ids
-        params = inspect.signature(model.forward).parameters
-        self.cache_arg = "cache" if "cache" in params else "past_key_values"   # transformers 5 / 4
-        self.keep_arg = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.cache_arg = cache_keyword(model)
+        self.keep_arg = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
         self.positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
         self.mask = None if bool((attention_mask == 1).all()) else attention_mask   # no padding: causal only
         self.cache = None
@@ -195,11 +199,26 @@ class _Forward:
             self.mask = self.mask.repeat_interleave(beams, 0)
         return logprobs.repeat_interleave(beams, 0)
 
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+    def decode(self, tokens: torch.Tensor, beam_rows: torch.Tensor) -> torch.Tensor:
+        """Log-probs after ``tokens``, the beam in row i continuing the cache of row ``beam_rows[i]``."""
+        self._reorder(beam_rows)
         self.positions = self.positions + 1
         if self.mask is not None:
             self.mask = torch.cat((self.mask, self.mask.new_ones((self.mask.shape[0], 1))), 1)
         return self._logprobs(tokens[:, None], self.positions)
 
-    def reorder(self, beam_rows: torch.Tensor) -> None:
-        self.cache.reorder_cache(beam_rows)
+    def _reorder(self, beam_rows: torch.Tensor) -> None:
+        """Beams move within their prompt, whose keys and values are the same in all its beams: in plain
+        dynamic layers only the generated positions are gathered (``reorder_cache`` copies the whole cache)."""
+        try:
+            from transformers.cache_utils import DynamicLayer
+        except ImportError:
+            DynamicLayer = None
+        layers = getattr(self.cache, "layers", None)
+        if DynamicLayer is None or not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            self.cache.reorder_cache(beam_rows)
+            return
+        start = self.input_ids.shape[1]
+        for layer in layers:
+            for states in (layer.keys, layer.values):
+                states[:, :, start:] = states[beam_rows, :, start:]
