@@ -85,9 +85,12 @@ def test_segments_are_fully_supervised_and_end_with_the_pad_token(tokenizer):
 
 
 def test_packing_never_attends_across_samples(tiny_model_dir):
-    from transformers import AutoModelForCausalLM
+    """Through the trainers' own model loading and the Trainer's call ``model(**batch)``, with the cache
+    switched on in the config as a default model has it: the packed batch alone keeps samples apart."""
+    from trainers.common import trainer
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    model, _ = trainer.load_model(tiny_model_dir)
+    model.eval().config.use_cache = True
     torch.manual_seed(1)
     parts = [samples.Sample(ids, ids) for ids in (torch.randint(0, 2000, (n,)).tolist() for n in (7, 5, 9))]
     packs = collate.pack(parts, max_length=16)
@@ -96,10 +99,13 @@ def test_packing_never_attends_across_samples(tiny_model_dir):
     assert batch["position_ids"].tolist() == [list(range(7)) + list(range(5))]
     assert batch["labels"][0, 0] == -100 and batch["labels"][0, 7] == -100  # no target across a boundary
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-        alone = [model(input_ids=torch.tensor([p.input_ids])).logits for p in parts[:2]]
-    assert torch.allclose(packed[:, :7], alone[0], atol=1e-5)
-    assert torch.allclose(packed[:, 7:], alone[1], atol=1e-5)
+        packed = model(**batch)
+        alone = [model(input_ids=torch.tensor([p.input_ids]), labels=torch.tensor([p.labels])) for p in parts[:2]]
+    assert torch.allclose(packed.logits[:, :7], alone[0].logits, atol=1e-5)
+    assert torch.allclose(packed.logits[:, 7:], alone[1].logits, atol=1e-5)
+    tokens = [6, 4]                                                         # predicted tokens per sample
+    mean = sum(n * out.loss for n, out in zip(tokens, alone)) / sum(tokens)
+    assert packed.loss.item() == pytest.approx(mean.item(), abs=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,10 @@
 
 Packing is padding-free: samples are grouped greedily into packs of at most ``max_length``
 tokens and each pack becomes one row of concatenated tokens whose position ids restart at 0 for
-every sample.  transformers turns restarting position ids into a block-diagonal causal mask
-(with ``use_cache=False``, which the recipes set), and the first label of every sample is -100,
-so no token attends to or predicts across a sample boundary.  No pad token is ever added.
+every sample.  transformers turns restarting position ids into a block-diagonal causal mask only
+when the forward builds no KV cache, so the packed batch itself carries ``use_cache=False`` (the
+model's config does not matter), and the first label of every sample is -100, so no token attends
+to or predicts across a sample boundary.  No pad token is ever added.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class PackedCollator:
         self.flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
 
     def __call__(self, packs: Sequence[Sequence[Sample]]) -> dict[str, Any]:
-        return self.flatten([s.as_features() for p in packs for s in p])
+        # with a cache, transformers ignores the restarting position ids and samples attend to each other
+        return {**self.flatten([s.as_features() for p in packs for s in p]), "use_cache": False}
 
 
 class PaddedCollator:
