@@ -67,6 +67,17 @@ def _rejudge(run_dir: Path, summary_path: Path, summary: dict[str, Any], session
     summary["settings"]["judge"] = session.public()
     summary["run"]["rejudged"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     res.write_judge_samples(run_dir, session.samples)
+    for task in session.samples:   # the judged metrics' standard errors, from the new judge records
+        entry, name = summary["tasks"][task], task_info(task).lm_eval_name
+        samples = res.run_samples(run_dir, task)
+        metric = res.JUDGED_PER_SAMPLE.get(task_info(task).name, (None, None))[0]
+        if samples is None or metric is None:
+            continue
+        seed = int(summary["settings"].get("seed") or 0)
+        stderr = res.uncertainty_of(samples, seed, [metric])
+        entry.setdefault("stderr", {}).update(stderr)
+        entry["headline"]["stderr"] = entry["stderr"].get(entry["headline"]["metric"])
+        res.with_stderrs(lm_results, name, stderr)
     if lm_results:
         res.write_json(lm_path, lm_results)
     res.write_json(summary_path, summary)

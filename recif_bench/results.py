@@ -123,8 +123,14 @@ def task_stderrs(task: str, records: Sequence[Mapping[str, Any]],
     metric, field = JUDGED_PER_SAMPLE.get(task_info(task).name, (None, None))
     if metric and judge_records:
         judged = {str(r["sample_id"]): float(r[field]) for r in judge_records if r.get(field) is not None}
-    samples = uncertainty.from_records(records, judged, metric)
-    return uncertainty.standard_errors(samples, UNCERTAINTY["iterations"], seed) if len(samples) else {}
+    return uncertainty_of(uncertainty.from_records(records, judged, metric), seed)
+
+
+def uncertainty_of(samples: Any, seed: int, metrics: Sequence[str] | None = None) -> dict[str, float | None]:
+    """Standard errors of :class:`~recif_bench.metrics.uncertainty.TaskSamples` at :data:`UNCERTAINTY`'s settings."""
+    from recif_bench.metrics import uncertainty
+
+    return uncertainty.standard_errors(samples, UNCERTAINTY["iterations"], seed, metrics) if len(samples) else {}
 
 
 def run_samples(run_dir: Path, task: str):

@@ -195,6 +195,8 @@ def test_recif_eval_judges_caches_and_rejudges(judge, mini_dir, tmp_path, monkey
         assert entry["judge"]["calls"] > 0 and entry["judge"]["failed"] == 0 == entry["metrics"]["n_judge_failed"]
         assert len((out / f"judge_{task}.jsonl").read_text().splitlines()) == 3
     assert summary["tasks"]["rec_reason"]["metrics"]["llm_score"] == 2.0   # the fake model never gives the reason
+    assert summary["tasks"]["rec_reason"]["headline"]["stderr"] == 0.0     # every judged sample scored 2
+    assert summary["tasks"]["item_understand"]["headline"]["stderr"] is not None
     assert summary["settings"]["judge"]["model"] == "judge" and summary["settings"]["judge"]["workers"] == 2
     assert "not comparable with the paper" in capsys.readouterr().out
     calls = judge.calls
@@ -212,6 +214,7 @@ def test_recif_eval_judges_caches_and_rejudges(judge, mini_dir, tmp_path, monkey
     rejudged = json.loads((out / "summary.json").read_text())
     assert rejudged["settings"]["judge"]["kind"] == "gemini" and "rejudged" in rejudged["run"]
     assert rejudged["tasks"]["rec_reason"]["metrics"]["llm_score"] == 2.0
+    assert rejudged["tasks"]["rec_reason"]["headline"]["stderr"] == 0.0
     assert {p for p, _ in judge.prompts[calls:]} == {"gemini"}
     lm = json.loads((out / "lm_eval_results.json").read_text())["results"]["recif_rec_reason"]
     assert lm["llm_score,none"] == 2.0
