@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from recif_bench.recommenders.checkpoint import load_checkpoint
 from recif_bench.recommenders.data import recif_sequences
-from recif_bench.recommenders.sasrec import (SASRec, SASRecConfig, ItemIndex, pad_left, rank_metrics, repeat_free,
+from recif_bench.recommenders.sasrec import (ItemIndex, SASRec, SASRecConfig, pad_left, rank_metrics, repeat_free,
                                              save)
 from trainers.common.config import ConfigError, require
 
