@@ -69,8 +69,10 @@ def test_compare_uses_only_the_shared_samples_in_the_same_order():
 
 
 def test_from_records_reads_lm_eval_sample_records():
-    records = [{"doc_id": 0, "doc": {"sample_id": "0", "uid": "u1"}, "pass@1": 1.0, "n_invalid": 0.0, "resps": []},
-               {"doc_id": 1, "doc": {"sample_id": "1", "uid": ""}, "pass@1": 0.0, "n_invalid": 1.0, "resps": []}]
+    records = [{"doc_id": 0, "doc": {"sample_id": "0", "uid": "u1"}, "target": 3, "pass@1": 1.0, "n_invalid": 0.0,
+                "resps": [], "metrics": ["pass@1", "n_invalid"]},
+               {"doc_id": 1, "doc": {"sample_id": "1", "uid": ""}, "target": 4, "pass@1": 0.0, "n_invalid": 1.0,
+                "resps": [], "metrics": ["pass@1", "n_invalid"]}]
     s = unc.from_records(records)
     assert s.users == ["u1", "1"] and list(s.means) == ["pass@1"] and list(s.means["pass@1"]) == [1.0, 0.0]
     pred = unc.from_records([{"doc": {"sample_id": "5", "uid": "u"}, "auc": [0.7, 1], "wuauc": [0.7, 1, "u"]}])

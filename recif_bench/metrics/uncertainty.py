@@ -65,8 +65,10 @@ def from_records(records: Sequence[Mapping[str, Any]], judged: Mapping[str, floa
     if not records:
         return out
     first = records[0]
-    for key, value in first.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("doc_id", "n_invalid"):
+    names = first.get("metrics") or [k for k in first if k not in ("doc_id", "target")]   # lm-eval lists them
+    for key in names:
+        value = first.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "n_invalid":
             out.means[key] = np.array([float(r.get(key, np.nan)) for r in records])
     if isinstance(first.get("auc"), (list, tuple)):
         out.scores = np.array([float(r["auc"][0]) for r in records])
