@@ -176,4 +176,5 @@ def test_demo_runs_the_demo_model_and_popularity_through_evaluate(tiny_model_dir
     baseline = json.loads((tmp_path / "demo-popularity" / "summary.json").read_text())
     assert demo_run["model"]["name"] == str(tiny_model_dir) and baseline["model"]["name"] == "popularity"
     assert demo_run["data"]["fingerprint"] == baseline["data"]["fingerprint"]
-    assert capsys.readouterr().out.splitlines()[-2].split()[:2] == ["task", "metric"]
+    table = capsys.readouterr().out.splitlines()[-3:]                # header, the video row, the ± legend
+    assert table[0].split()[:2] == ["task", "metric"] and table[1].startswith("video") and "±" in table[2]
