@@ -129,3 +129,20 @@ def test_the_lazy_training_dataset_yields_the_in_memory_packs(mini_dir, tmp_path
     assert [packed[i] for i in (0, len(expected) // 2, len(expected) - 1)] == \
         [expected[i] for i in (0, len(expected) // 2, len(expected) - 1)]
     assert (tmp_path / "cache").is_dir()                    # the Arrow files live beside the run
+
+
+def test_the_ray_engine_gives_the_rows_of_the_local_engine(mini_dir, tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install '.[scale]')")
+    import ray
+
+    from recif_bench.data import build_ray
+
+    build.build(settings(mini_dir / "raw", tmp_path / "local", num_proc=1))
+    try:
+        counts = build_ray.build(settings(mini_dir / "raw", tmp_path / "ray", num_proc=2))
+    finally:
+        ray.shutdown()
+    for name in build.USER_FILES + build.CAPTION_FILES:
+        ours, theirs = read_output(tmp_path / "local", name), read_output(tmp_path / "ray", name)
+        assert theirs.equals(ours), name
+        assert counts[name] == len(ours)

@@ -97,11 +97,13 @@ def shard_name(name: str, index: int, total: int) -> str:
 
 
 def output_files(data_dir: str | Path, name: str) -> list[Path]:
-    """The files of one output in order: its shards, or the single ``<name>.parquet`` of an in-memory build."""
+    """The files of one output in order: its shards, the single ``<name>.parquet`` of an in-memory build,
+    or the ``<name>/`` folder the Ray engine writes."""
     data_dir = Path(data_dir)
     shards = sorted(data_dir.glob(f"{name}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].parquet"))
     single = data_dir / f"{name}.parquet"
-    return shards or ([single] if single.exists() else [])
+    folder = sorted((data_dir / name).glob("*.parquet")) if (data_dir / name).is_dir() else []
+    return shards or ([single] if single.exists() else folder)
 
 
 def is_built(data_dir: str | Path) -> bool:
@@ -131,24 +133,33 @@ def _bench_columns(examples: list[builders.Example]) -> dict[str, list[str]]:
             "metadata": [json.dumps(r["metadata"], ensure_ascii=False) for r in records]}
 
 
-def _user_batch(batch: Any, seed: int, benchmark: bool) -> dict[str, dict[str, list[str]]]:
+def user_outputs(users: list[dict[str, Any]], maps: builders.ItemMaps, seed: int, benchmark: bool,
+                 ) -> dict[str, dict[str, list[str]]]:
     """Output columns of one batch of users: train users' training rows (+ test users' benchmark rows)."""
-    assert _MAPS is not None, "worker not initialised"
-    users = batch.to_pylist()
-    out = {name: _columns(rows, name) for name, rows in training.user_rows(users, _MAPS, seed).items()}
+    out = {name: _columns(rows, name) for name, rows in training.user_rows(users, maps, seed).items()}
     if benchmark:
-        tests = builders.build_user_tasks(users, _MAPS, split=1, seed=seed)
+        tests = builders.build_user_tasks(users, maps, split=1, seed=seed)
         out.update({f"bench:{task}": _bench_columns(rows) for task, rows in tests.items()})
     return out
 
 
+def caption_outputs(captions: list[dict[str, Any]], maps: builders.ItemMaps, seed: int, benchmark: bool,
+                    ) -> dict[str, dict[str, list[str]]]:
+    """Output columns of one batch of caption rows (every item: no user split)."""
+    out = {name: _columns(rows, name) for name, rows in training.caption_rows(captions, maps, seed).items()}
+    if benchmark:
+        out["bench:item_understand"] = _bench_columns(builders.build_item_understand(captions, maps, seed))
+    return out
+
+
+def _user_batch(batch: Any, seed: int, benchmark: bool) -> dict[str, dict[str, list[str]]]:
+    assert _MAPS is not None, "worker not initialised"
+    return user_outputs(batch.to_pylist(), _MAPS, seed, benchmark)
+
+
 def _caption_batch(batch: Any, seed: int, benchmark: bool) -> dict[str, dict[str, list[str]]]:
     assert _MAPS is not None, "worker not initialised"
-    captions = batch.to_pylist()
-    out = {name: _columns(rows, name) for name, rows in training.caption_rows(captions, _MAPS, seed).items()}
-    if benchmark:
-        out["bench:item_understand"] = _bench_columns(builders.build_item_understand(captions, _MAPS, seed))
-    return out
+    return caption_outputs(batch.to_pylist(), _MAPS, seed, benchmark)
 
 
 # ---- the parent: read, dispatch, write in order ---------------------------------------------------
@@ -194,7 +205,7 @@ class _ShardWriter:
         return self.out / WORK_DIR / f"{shard_name(name, shard, self.total)}.partial"
 
 
-def _check_columns(path: Path, required: set[str]) -> int:
+def check_columns(path: Path, required: set[str]) -> int:
     """Row count of a raw table, after checking it is a readable parquet file with the columns the builders need."""
     import pyarrow.parquet as pq
 
@@ -210,21 +221,37 @@ def _check_columns(path: Path, required: set[str]) -> int:
     return meta.metadata.num_rows
 
 
-def _build_maps(settings: BuildSettings, work: Path) -> None:
+def read_maps(settings: BuildSettings) -> dict[str, PidCodes]:
+    """The two pid -> SID spaces (video/ad, product) of the raw folder, checked against the SID format."""
     import pyarrow.parquet as pq
 
-    raw = Path(settings.raw_dir)
-    for space, key in (("video", "video"), ("product", "product")):
-        if (work / f"{space}.codes.npy").exists():
-            continue
-        path = raw / training.RAW_FILES[key]
+    maps = {}
+    for space in ("video", "product"):
+        path = Path(settings.raw_dir) / training.RAW_FILES[space]
         try:
             table = PidCodes.from_table(pq.read_table(path, columns=["pid", "sid"]), path.name)
         except (ValueError, TypeError) as exc:
             raise DataError(path, str(exc)) from None
         if table.codes.shape[1] not in (0, settings.levels):
             raise DataError(path, f"SIDs have {table.codes.shape[1]} codes, --sid-levels is {settings.levels}")
-        table.save(work, space)
+        maps[space] = table
+    return maps
+
+
+def _build_maps(settings: BuildSettings, work: Path) -> None:
+    if not (work / "product.codes.npy").exists():
+        for space, table in read_maps(settings).items():
+            table.save(work, space)
+
+
+def check_raw(raw: Path) -> dict[str, int]:
+    """Row counts of the user and caption tables, after checking every raw table the builders read."""
+    if not raw.is_dir():
+        raise DataError(raw, "raw RecIF folder not found")
+    for key in ("video", "product"):
+        check_columns(raw / training.RAW_FILES[key], MAP_COLUMNS)
+    return {"users": check_columns(raw / training.RAW_FILES["users"], USER_COLUMNS),
+            "captions": check_columns(raw / training.RAW_FILES["captions"], CAPTION_COLUMNS)}
 
 
 def _batches(path: Path, batch_rows: int, skip: int) -> Iterator[Any]:
@@ -332,16 +359,11 @@ def _executor(settings: BuildSettings, maps_dir: Path) -> Executor:
 
 def build(settings: BuildSettings) -> dict[str, int]:
     """Every training file of the raw tables (+ the benchmark files of the test users); returns rows per file."""
-    raw, out = Path(settings.raw_dir), Path(settings.out_dir)
-    if not raw.is_dir():
-        raise DataError(raw, "raw RecIF folder not found")
-    rows = {"users": _check_columns(raw / training.RAW_FILES["users"], USER_COLUMNS),
-            "captions": _check_columns(raw / training.RAW_FILES["captions"], CAPTION_COLUMNS)}
-    for key in ("video", "product"):
-        _check_columns(raw / training.RAW_FILES[key], MAP_COLUMNS)
+    out = Path(settings.out_dir)
+    rows = check_raw(Path(settings.raw_dir))
     fingerprint = settings.fingerprint()
     state_path = out / STATE_FILE
-    state = _resume_state(out, state_path, fingerprint, rows)
+    state = resume_state(out, state_path, fingerprint, rows)
     (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
 
     def save_state() -> None:
@@ -365,7 +387,7 @@ def build(settings: BuildSettings) -> dict[str, int]:
     return counts
 
 
-def _resume_state(out: Path, state_path: Path, fingerprint: str, rows: dict[str, int]) -> dict[str, Any]:
+def resume_state(out: Path, state_path: Path, fingerprint: str, rows: dict[str, int]) -> dict[str, Any]:
     """The saved progress of the same build, or a fresh start (refused over a finished or foreign build)."""
     if state_path.exists():
         state = json.loads(state_path.read_text(encoding="utf-8"))

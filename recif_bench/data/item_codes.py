@@ -65,6 +65,13 @@ class PidCodes(Mapping):
             return cls(table.column("pid").to_numpy().astype(np.int64), codes)
         return cls.from_columns(table["pid"], table["sid"], source)
 
+    @classmethod
+    def from_sorted(cls, pids: np.ndarray, codes: np.ndarray) -> "PidCodes":
+        """Arrays that already are a PidCodes' own (sorted, unique pids): no copy, no sort."""
+        table = cls.__new__(cls)
+        table.pids, table.codes = pids, codes
+        return table
+
     def save(self, folder: Path, name: str) -> None:
         np.save(Path(folder) / f"{name}.pids.npy", self.pids)
         np.save(Path(folder) / f"{name}.codes.npy", self.codes)
@@ -72,10 +79,8 @@ class PidCodes(Mapping):
     @classmethod
     def load(cls, folder: Path, name: str) -> "PidCodes":
         """Memory-mapped: worker processes share the pages instead of each holding a copy."""
-        table = cls.__new__(cls)
-        table.pids = np.load(Path(folder) / f"{name}.pids.npy", mmap_mode="r")
-        table.codes = np.load(Path(folder) / f"{name}.codes.npy", mmap_mode="r")
-        return table
+        return cls.from_sorted(np.load(Path(folder) / f"{name}.pids.npy", mmap_mode="r"),
+                               np.load(Path(folder) / f"{name}.codes.npy", mmap_mode="r"))
 
     def _rows(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, row index) of each pid."""
