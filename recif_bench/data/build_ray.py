@@ -61,6 +61,14 @@ def _number(batch: Any, offsets: dict[str, dict[int, int]]) -> Any:
     return frame
 
 
+def _output_table(frame: Any, text: str) -> Any:
+    """The local engine's columns and types (plain strings), whatever Ray made of them."""
+    import pyarrow as pa
+
+    columns = {"source": frame["source"], "uuid": frame["uuid"], text: frame["text"], "metadata": frame["metadata"]}
+    return pa.table({c: pa.array(list(v), pa.string()) for c, v in columns.items()})
+
+
 def _write_empty(folder: Path, text: str) -> None:
     """An output no input row produced still exists, as in the local engine (one empty file)."""
     import pyarrow as pa
@@ -111,7 +119,7 @@ def build(settings: local.BuildSettings) -> dict[str, int]:
                 _write_empty(out / name, text)
                 continue
             (numbered_rows.map_batches(lambda frame, n=name: frame[frame["name"] == n], batch_format="pandas")
-             .sort("position").rename_columns({"text": text}).select_columns(["source", "uuid", text, "metadata"])
+             .sort("position").map_batches(_output_table, fn_kwargs={"text": text}, batch_format="pandas")
              .write_parquet(str(out / name)))
     (out / local.INFO_FILE).write_text(json.dumps({"rows": counts, "engine": "ray"}, indent=1), encoding="utf-8")
     return counts
