@@ -138,7 +138,7 @@ def test_recif_eval_scores_an_amazon_checkpoint(tmp_path, capsys):
     ("heads: 3", "model.d_model (16) must be divisible by model.heads (3)"),
     ("kv_heads: 3", "model.heads (4) must be divisible by model.kv_heads (3)"),
     ("kv_groups: 3", "model.layers (4) must be divisible by model.kv_groups (3)"),
-    ("depth: 2", "unknown model setting(s) depth"),
+    ("depth: 2", "model.depth: unknown setting"),
 ])
 def test_bad_config_is_one_error_line(tmp_path, capsys, setting, message):
     config = tmp_path / "bad.yaml"

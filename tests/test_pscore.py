@@ -147,7 +147,7 @@ def test_config_errors_name_the_setting():
         pscore_model.PScoreConfig.from_dict({"positive": ["like", "share"]})
     with pytest.raises(ConfigError, match="loss.weights names ctr"):
         pscore.loss_weights({"ctr": 1.0}, pscore_model.FLAGS)
-    with pytest.raises(ConfigError, match="unknown model setting"):
+    with pytest.raises(ConfigError, match="unknown setting"):
         pscore_model.PScoreConfig.from_dict({"layers": 3})
     with pytest.raises(ConfigError, match="valid_fraction"):
         pscore.TrainConfig.from_dict({"valid_fraction": 1.0})

@@ -89,9 +89,11 @@ def run(args: argparse.Namespace) -> Path:
         return demo.ensure(rebuild=args.rebuild)
     import importlib
 
+    from trainers.common import schema
     from trainers.common.config import load
 
     config = load(args.config, args.set)
+    schema.check(args.command, config, args.config)   # before any model or data loads
     return importlib.import_module(f"trainers.{args.command.replace('-', '_')}").main(config)
 
 

@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from trainers.common import schema
 from trainers.common.config import ConfigError, load, require
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def stage_config(stage: Mapping[str, Any], model: Path, out: Path, data_dir: Pat
                  stages: Mapping[str, Path]) -> dict[str, Any]:
     """The stage's recipe config with model, output and data folders filled in by the pipeline."""
     config = load(require(dict(stage), "config"), stage.get("set") or [])
+    schema.check(str(require(dict(stage), "recipe")), config, str(stage["config"]))
     config.update(model=str(model), output_dir=str(out))
     if stage["recipe"] != "distill":   # distillation reads general prompts, not the built data
         config.setdefault("data", {})["dir"] = str(data_dir)

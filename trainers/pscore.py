@@ -61,7 +61,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        config = settings(cls, values)
+        config = settings(cls, values, "train")
         if min(config.epochs, config.batch_size, config.eval_every, config.patience, config.threads) < 1:
             raise ConfigError("train.epochs, batch_size, eval_every, patience and threads must be >= 1")
         if not 0 <= config.valid_fraction < 1:

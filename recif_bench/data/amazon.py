@@ -128,6 +128,7 @@ def load_amazon(category: str, data_dir: str | Path) -> AmazonDataset:
     digest = hashlib.sha256()
     sequences, n_short = _read_sequences(seq_path, digest)
     id2asin = _read_item_map(folder / MAPS_FILE, digest)
+    _check_user_count(seq_path, folder / MAPS_FILE, len(sequences) + n_short)
     unknown = sorted({i for seq in sequences.values() for i in seq} - id2asin.keys())
     if unknown:
         raise DataError(seq_path, f"{len(unknown)} item id(s) not in {MAPS_FILE} (mismatched maps), first {unknown[:5]}")
@@ -151,6 +152,9 @@ def _read_sequences(path: Path, digest) -> tuple[dict[int, list[int]], int]:
             raise DataError(path, f"line {lineno}: expected integers 'user item item ...'") from None
         if user in sequences:
             raise DataError(path, f"line {lineno}: user {user} appears twice")
+        if len(items) < 2:
+            raise DataError(path, f"line {lineno}: user {user} has {len(items)} item(s); a sequence line is "
+                                  "'user item item ...' (truncated file?)")
         if len(items) < MIN_LENGTH:
             n_short += 1
             continue
@@ -172,6 +176,17 @@ def _read_item_map(path: Path, digest) -> dict[int, str]:
         return {int(k): str(v) for k, v in raw.items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         raise DataError(path, 'expected JSON {"id2item": {id: ASIN}, ...}') from None
+
+
+def _check_user_count(seq_path: Path, maps_path: Path, n_users: int) -> None:
+    """A sequence file cut short has fewer users than the map names (P5's datamaps list every user)."""
+    try:
+        listed = len(json.loads(maps_path.read_bytes()).get("id2user") or {})
+    except (ValueError, AttributeError):
+        return   # _read_item_map has already refused a map that is not JSON
+    if listed and n_users != listed:
+        raise DataError(seq_path, f"{n_users} users, but {maps_path.name} lists {listed} (file cut short or "
+                                  "from another dataset?)")
 
 
 def _read_texts(folder: Path, id2asin: dict[int, str], digest) -> dict[int, str]:

@@ -6,8 +6,9 @@ refuse a bad value with the same error the recipe configs raise (``trainers.comm
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any, TypeVar
+
+from recif_bench.schema import SchemaError, build
 
 T = TypeVar("T")
 
@@ -16,10 +17,10 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used (missing key, bad value)."""
 
 
-def settings(cls: type[T], values: dict[str, Any]) -> T:
-    """A settings dataclass from a config's ``model`` section; an unknown key is a :class:`ConfigError`."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**values)
+def settings(cls: type[T], values: dict[str, Any], section: str = "model") -> T:
+    """A settings dataclass from a config section: an unknown key (with the nearest valid name) or a
+    value of the wrong type (``hidden: "sixty-four"``) is a :class:`ConfigError` naming ``section.key``."""
+    try:
+        return build(cls, values, f"{section}.")
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
