@@ -233,8 +233,12 @@ def _check_model(backend: str, model: str, user_args: dict[str, Any], model_args
         check_source(model, model_args)
         if model_args.get("fast_model"):
             check_source(str(model_args["fast_model"]), model_args, "--model-args fast_model=")
-    elif backend == "rec" and model_args.get("checkpoint"):
-        _check_checkpoints(model, str(model_args["checkpoint"]), tasks)
+    elif backend == "rec":
+        if model not in _recommenders():
+            raise UsageError(f"--model {model}: not a recommender of the rec backend; known: "
+                             f"{', '.join(sorted(_recommenders()))}")
+        if model_args.get("checkpoint"):
+            _check_checkpoints(model, str(model_args["checkpoint"]), tasks)
 
 
 def _check_checkpoints(kind: str, checkpoint: str, tasks: Sequence[str]) -> None:

@@ -131,3 +131,60 @@ def test_checkpoints_round_trip_without_pickle(tmp_path):
     optimiser.load_state_dict(back["optimiser"])   # the optimiser state round-trips too
     with pytest.raises(ValueError, match="not a other checkpoint"):
         load_checkpoint(path, "other", "best.pt", "other checkpoint")
+
+
+def _changed_weights_copy(tiny_model_dir, out):
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny_model_dir, out)
+    weights = load_file(out / "model.safetensors")
+    weights = {k: v + 0.5 for k, v in weights.items()}
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+def test_resuming_another_model_into_a_run_is_refused(tiny_model_dir, mini_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--data-dir", str(mini_dir), "--tasks", "label_pred", "--limit", "2", "--output", str(out)]
+    assert recif_eval(["--model", str(tiny_model_dir), *common]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    other = _changed_weights_copy(tiny_model_dir, tmp_path / "other")
+    capsys.readouterr()
+    assert recif_eval(["--model", str(other), "--resume", *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another model" in err[0] and "requests.db" in err[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert recif_eval(["--model", str(tiny_model_dir), "--resume", *common]) == 0   # the same model resumes
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["requests"]["computed"] == 0 and summary["settings"]["requests"]["reused"] > 0
+
+
+def test_a_second_run_on_the_same_output_stops_with_one_line(mini_dir, tmp_path, capsys):
+    from recif_bench.run_dir import run_lock
+
+    out = tmp_path / "run"
+    with run_lock(out):   # as if another recif-eval were writing it
+        assert recif_eval(["--data-dir", str(mini_dir), "--tasks", "video", "--limit", "2", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "another recif-eval" in err[-1] and "error" in err[-1] and not out.exists()
+
+
+def test_a_replacing_run_swaps_whole_and_a_failed_one_damages_nothing(mini_dir, tmp_path, monkeypatch):
+    from recif_bench import evaluate as evaluate_module
+
+    out = tmp_path / "run"
+    common = ["--data-dir", str(mini_dir), "--limit", "2", "--output", str(out)]
+    assert recif_eval(["--tasks", "video,ad", *common]) == 0
+    assert (out / "samples_recif_ad.jsonl").exists()
+    assert recif_eval(["--tasks", "video", *common]) == 0
+    assert not (out / "samples_recif_ad.jsonl").exists()            # no stale samples of a task not run
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def crash(*args, **kwargs):
+        raise ValueError("the model crashed in the middle of generation")
+
+    monkeypatch.setattr(evaluate_module, "_run_tasks", crash)
+    with pytest.raises(ValueError):
+        recif_eval(["--tasks", "video", *common])
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before   # the earlier run is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run"]      # no partial folder left

@@ -60,7 +60,7 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for item in overrides:
@@ -90,3 +90,10 @@ def require(config: dict[str, Any], *keys: str) -> Any:
             raise ConfigError(f"config lacks {'.'.join(keys[:depth + 1])}")
         node = node[key]
     return node
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one clause: what is wrong and where."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem}, line {mark.line + 1} column {mark.column + 1}" if mark is not None else problem
