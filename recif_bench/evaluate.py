@@ -99,9 +99,6 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
     folder = RunFolder(Path(settings.output or Path("results") / _run_name(model.name, data_name)), settings.resume)
     judge = _judge_session(settings, folder.work, names)
     check_stored_identity(folder.resume_store, identity)
-    print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
-    if (folder.final / "summary.json").exists() and not settings.resume:
-        print(f"recif-eval: {folder.final} holds a finished run; it is replaced when this one finishes", file=sys.stderr)
 
     metadata = {"data_dir": str(root), "thinking": thinking, "chat_template": settings.chat_template,
                 "item_ids": settings.item_ids, "text_augmented": settings.text_augmented,
@@ -109,6 +106,10 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
                 "limit": settings.limit, "sample": settings.sample, "seed": settings.seed,
                 "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
     with folder as run_dir:   # written beside the earlier run, swapped in at the end (recif_bench.run_dir)
+        print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
+        if (folder.final / "summary.json").exists() and not settings.resume:
+            print(f"recif-eval: {folder.final} holds a finished run; it is replaced when this one finishes",
+                  file=sys.stderr)
         lm = model.lm if model.lm is not None else _build_model(backend, model.name, model_args)
         runnable = [t for t in names if supports(lm, task_info(t).kind)]
         resumable = ResumableLM(lm, run_dir / "requests.db", identity)

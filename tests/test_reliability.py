@@ -166,7 +166,7 @@ def test_a_second_run_on_the_same_output_stops_with_one_line(mini_dir, tmp_path,
     with run_lock(out):   # as if another recif-eval were writing it
         assert recif_eval(["--data-dir", str(mini_dir), "--tasks", "video", "--limit", "2", "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "another recif-eval" in err[-1] and "error" in err[-1] and not out.exists()
+    assert len(err) == 1 and "another recif-eval" in err[0] and "error" in err[0] and not out.exists()
 
 
 def test_a_replacing_run_swaps_whole_and_a_failed_one_damages_nothing(mini_dir, tmp_path, monkeypatch):
