@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from recif_bench import chat, sid, stock_guard
 from recif_bench.benchmark import task_info
 from recif_bench.data.reader import load_task, resolve_data_dir
+from recif_bench.metrics.classification import auc, label_from_answer, wuauc, yes_probability
 from recif_bench.options import as_bool
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,6 @@ def _tokenizer(pretrained: str | None):
 
 
 def _label(answer: str) -> int:
-    from recif_bench.metrics.classification import label_from_answer
-
     label = label_from_answer(answer)
     assert label is not None, "the reader skips answers without 是/否"
     return label
@@ -80,7 +79,7 @@ def _label(answer: str) -> int:
 def _candidates(results: Sequence[Any]) -> list[str]:
     """Our backends return a list of K candidates; a stock backend returns one string."""
     first = results[0] if results else []
-    return [first] if isinstance(first, str) else [str(c) for c in first]
+    return [first] if isinstance(first, str) else list(map(str, first))
 
 
 @lru_cache(maxsize=16)
@@ -88,36 +87,56 @@ def _rec_scorer(mapping: str, seed: int, levels: int, codebook: int, strategy: s
     from recif_bench.metrics.ranking import RecScorer
 
     fmt = sid.SidFormat(levels, codebook)
-    item_map = sid.SidItemMap.load(mapping, fmt, seed=seed) if mapping else None
+    item_map = sid.load_item_map(mapping, fmt, seed=seed) if mapping else None
     return RecScorer(item_map=item_map, fmt=fmt, strategy=strategy, ks=(1, k))
 
 
+def _scorer_settings(doc: dict) -> tuple:
+    """What a rec document's scorer depends on; metrics are at 1 and at the task's K (its beam width)."""
+    return (doc["mapping"], doc["seed"], doc["sid_levels"], doc["sid_codebook"], doc["sid_strategy"],
+            task_info(doc["task"]).k)
+
+
+def score_rec_corpus(resps: Sequence[Sequence[Any]], docs: Sequence[dict]) -> list[dict[str, float]]:
+    """The rec tasks' lm-eval filter: every document's metrics, in one vectorised pass per task.
+
+    lm-eval shows a filter all responses of a task at once, while ``process_results`` sees one
+    document at a time; scoring here parses each distinct candidate once and looks the SID ->
+    item map up once for the corpus.  Each document's filtered response is its metrics row.
+    """
+    rows: list[dict[str, float]] = [{}] * len(docs)
+    groups: dict[tuple, list[int]] = {}
+    for i, doc in enumerate(docs):
+        groups.setdefault(_scorer_settings(doc), []).append(i)
+    for settings, members in groups.items():
+        scored = _rec_scorer(*settings).score_rows([_candidates(resps[i]) for i in members],
+                                                   [docs[i]["answer"] for i in members],
+                                                   [docs[i]["answer_ids"] or None for i in members])
+        for i, row in zip(members, scored):
+            rows[i] = row
+    return rows
+
+
 def process_rec(doc: dict, results: Sequence[Any]) -> dict[str, float]:
-    """Metrics at 1 and at the task's K (its beam width)."""
-    scorer = _rec_scorer(doc["mapping"], doc["seed"], doc["sid_levels"], doc["sid_codebook"], doc["sid_strategy"],
-                         task_info(doc["task"]).k)
-    return scorer(_candidates(results), doc["answer"], doc["answer_ids"] or None)
+    """The row :func:`score_rec_corpus` computed; a document reaching here unfiltered is scored alone."""
+    if results and isinstance(results[0], dict):
+        return results[0]
+    return _rec_scorer(*_scorer_settings(doc))(_candidates(results), doc["answer"], doc["answer_ids"] or None)
 
 
 def process_label_pred(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
     """``results`` = [(ll_是, greedy), (ll_否, greedy)] from one forward pass."""
-    from recif_bench.metrics.classification import yes_probability
-
     (ll_yes, _), (ll_no, _) = results[0], results[1]
     score = yes_probability(float(ll_yes), float(ll_no))
     return {"auc": (score, doc["label"]), "wuauc": (score, doc["label"], doc["uid"])}
 
 
 def agg_auc(items: Sequence[tuple[float, int]]) -> float:
-    from recif_bench.metrics.classification import auc
-
     scores, labels = zip(*items) if items else ((), ())
     return auc(list(scores), list(labels))
 
 
 def agg_wuauc(items: Sequence[tuple[float, int, str]]) -> float:
-    from recif_bench.metrics.classification import wuauc
-
     if not items:
         return 0.0
     scores, labels, users = zip(*items)

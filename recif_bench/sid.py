@@ -14,11 +14,17 @@ Two kinds of strings are handled:
 from __future__ import annotations
 
 import json
+import operator
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from recif_bench import sid_arrays
 
 SID_BEGIN = "<|sid_begin|>"
 SID_END = "<|sid_end|>"
@@ -237,6 +243,11 @@ class ItemEntry:
 class SidItemMap:
     """Packed SID -> items carrying it, with the reference's selection strategies.
 
+    Held as arrays, not one Python object per item: ``keys`` (sorted packed SIDs) and, per key, a
+    slice ``offsets[i]:offsets[i + 1]`` of ``item_ids`` / ``counts`` / ``counts_after`` in file
+    order.  A 1M-item map is then ~50 MB and looked up for a whole corpus at once
+    (:meth:`items_for_packed`, ``np.searchsorted``).
+
     Ties (and the ``random`` strategy) are broken by a generator seeded with ``(seed, packed
     SID)``, so a SID maps to the same item in every run and regardless of evaluation order —
     the reference uses unseeded ``random`` here (its bug B5).
@@ -244,41 +255,67 @@ class SidItemMap:
 
     def __init__(self, entries: Mapping[int, Sequence[ItemEntry]], fmt: SidFormat = DEFAULT_FORMAT,
                  seed: int = 0, source: str = "<memory>") -> None:
-        self.entries = {int(k): list(v) for k, v in entries.items()}
-        self.fmt = fmt
-        self.seed = seed
-        self.source = source
+        _check_key_space(fmt)
+        keys = list(entries)
+        lengths = [len(entries[k]) for k in keys]
+        flat = [item for k in keys for item in entries[k]]
+        self._set_arrays(np.array(keys, dtype=np.int64), np.array(lengths, dtype=np.int64),
+                         np.array([e.item_id for e in flat], dtype=np.int64),
+                         np.array([e.count for e in flat], dtype=np.int64),
+                         np.array([e.count_after_downsample for e in flat], dtype=np.int64))
+        self.fmt, self.seed, self.source = fmt, seed, source
+
+    def _set_arrays(self, keys: np.ndarray, lengths: np.ndarray, item_ids: np.ndarray, counts: np.ndarray,
+                    counts_after: np.ndarray) -> None:
+        """Store the per-key item lists sorted by key (each list keeps its file order)."""
+        order = np.argsort(keys, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(lengths)])[:-1][order]
+        lengths = lengths[order]
+        self.keys = keys[order]
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        gather = np.repeat(starts - self.offsets[:-1], lengths) + np.arange(int(self.offsets[-1]))
+        self.item_ids, self.counts, self.counts_after = item_ids[gather], counts[gather], counts_after[gather]
+        self._best: np.ndarray | None = None          # most popular after downsampling, -1 = tie
+        self._drawn: dict[tuple[str, int], int] = {}  # seeded draws made so far (ties, random)
 
     @classmethod
     def load(cls, path: str | Path, fmt: SidFormat = DEFAULT_FORMAT, seed: int = 0) -> "SidItemMap":
         """Read a ``sid2pid.json`` / ``sid2iid.json`` file; errors name the file and the key."""
         path = Path(path)
+        _check_key_space(fmt)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            data = path.read_bytes()
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: SID->item mapping file not found") from None
-        except json.JSONDecodeError as exc:
-            raise SidError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(raw, dict):
-            raise SidError(f"{path}: expected a JSON object of packed SID -> item list")
-        entries: dict[int, list[ItemEntry]] = {}
-        for key, items in raw.items():
-            try:
-                packed = int(key)
-                unpack(packed, fmt)
-                entries[packed] = [_entry(item) for item in items]
-            except (TypeError, ValueError, KeyError) as exc:
-                raise SidError(f"{path}: bad entry for key {key!r}: {exc}") from None
-        return cls(entries, fmt, seed, str(path))
+        self = cls.__new__(cls)
+        self.fmt, self.seed, self.source = fmt, seed, str(path)
+        arrays = sid_arrays.item_map_arrays(data, fmt)    # the reference's layout, read without json
+        if arrays is None:
+            arrays = _arrays_from_json(data, fmt, path)
+        del data
+        self._set_arrays(*arrays)
+        return self
 
     def __contains__(self, codes: Sequence[int]) -> bool:
         try:
-            return pack(codes, self.fmt) in self.entries
+            packed = pack(codes, self.fmt)
         except SidError:
             return False
+        return bool(self._positions(np.array([packed], dtype=np.int64))[0] >= 0)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.keys)
+
+    def _positions(self, packed: np.ndarray) -> np.ndarray:
+        """Index of each packed SID in ``keys``, -1 where absent (negative input = no SID)."""
+        if len(self.keys) == 0:
+            return np.full(len(packed), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, packed), len(self.keys) - 1)
+        return np.where(self.keys[pos] == packed, pos, -1)
+
+    def contains_packed(self, packed: np.ndarray) -> np.ndarray:
+        """Boolean mask: which packed SIDs are in the map (negative = no SID = False)."""
+        return self._positions(np.asarray(packed, dtype=np.int64)) >= 0
 
     def item_for(self, codes: Sequence[int] | None,
                  strategy: str = "most_popular_after_downsampling") -> int:
@@ -289,19 +326,126 @@ class SidItemMap:
             packed = pack(codes, self.fmt)
         except SidError:
             return 0
-        items = self.entries.get(packed)
-        if not items:
-            return 0
+        return int(self.items_for_packed(np.array([packed], dtype=np.int64), strategy)[0])
+
+    def items_for_packed(self, packed: np.ndarray, strategy: str = "most_popular_after_downsampling") -> np.ndarray:
+        """:meth:`item_for` of many packed SIDs at once (negative = no SID); int64, 0 = no item."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown SID->item strategy {strategy!r}; choose one of {STRATEGIES}")
+        pos = self._positions(np.asarray(packed, dtype=np.int64))
+        out = np.zeros(len(pos), dtype=np.int64)
+        found = pos >= 0
+        found[found] = self.offsets[pos[found] + 1] > self.offsets[pos[found]]   # an empty list maps to 0
+        where = pos[found]
         if strategy == "most_popular_originally":
-            return items[0].item_id
-        rng = random.Random(f"{self.seed}:{packed}")
-        if strategy == "random":
-            return rng.choice(items).item_id
-        if strategy == "most_popular_after_downsampling":
-            best = max(item.count_after_downsample for item in items)
-            tied = sorted(item.item_id for item in items if item.count_after_downsample == best)
-            return tied[0] if len(tied) == 1 else rng.choice(tied)
-        raise ValueError(f"unknown SID->item strategy {strategy!r}; choose one of {STRATEGIES}")
+            out[found] = self.item_ids[self.offsets[where]]
+            return out
+        chosen = self._best_after_downsampling()[where] if strategy != "random" else np.full(len(where), -1)
+        for i in np.flatnonzero(chosen < 0):    # ties (or the random strategy): one seeded draw per SID
+            chosen[i] = self._draw(int(where[i]), strategy)
+        out[found] = chosen
+        return out
+
+    def _best_after_downsampling(self) -> np.ndarray:
+        """Per key: the item with the highest ``count_after_downsample``; -1 where several tie."""
+        if self._best is None:
+            lengths = np.diff(self.offsets)
+            owner = np.repeat(np.arange(len(self.keys)), lengths)
+            top = np.zeros(len(self.keys), dtype=np.int64)
+            nonempty = lengths > 0
+            if nonempty.any():
+                top[nonempty] = np.maximum.reduceat(self.counts_after, self.offsets[:-1][nonempty])
+            is_top = self.counts_after == top[owner]
+            n_top = np.bincount(owner[is_top], minlength=len(self.keys))
+            best = np.full(len(self.keys), -1, dtype=np.int64)
+            best[owner[is_top]] = self.item_ids[is_top]          # the only one where n_top == 1
+            self._best = np.where(n_top == 1, best, -1)
+        return self._best
+
+    def _draw(self, key_index: int, strategy: str) -> int:
+        """The reference's random choice, seeded by (seed, packed SID) and remembered."""
+        cached = self._drawn.get((strategy, key_index))
+        if cached is None:
+            lo, hi = int(self.offsets[key_index]), int(self.offsets[key_index + 1])
+            ids = self.item_ids[lo:hi].tolist()
+            rng = random.Random(f"{self.seed}:{int(self.keys[key_index])}")
+            if strategy == "random":
+                cached = rng.choice(ids)
+            else:
+                after = self.counts_after[lo:hi].tolist()
+                best = max(after)
+                cached = rng.choice(sorted(i for i, c in zip(ids, after) if c == best))
+            self._drawn[(strategy, key_index)] = cached
+        return cached
+
+
+def load_item_map(path: str | Path, fmt: SidFormat = DEFAULT_FORMAT, seed: int = 0) -> SidItemMap:
+    """:meth:`SidItemMap.load`, once per process and file (seconds at full size); a changed file is re-read."""
+    stat = Path(path).stat() if Path(path).exists() else None
+    return _load_once(str(path), stat and (stat.st_mtime_ns, stat.st_size), fmt, seed)
+
+
+@lru_cache(maxsize=4)
+def _load_once(path: str, version: tuple[int, int] | None, fmt: SidFormat, seed: int) -> SidItemMap:
+    return SidItemMap.load(path, fmt, seed)
+
+
+def _check_key_space(fmt: SidFormat) -> None:
+    if fmt.codebook_size ** fmt.levels > 2 ** 63:
+        raise SidError(f"{fmt}: packed SIDs need more than 63 bits; the item map holds them as int64")
+
+
+def _arrays_from_json(data: bytes, fmt: SidFormat, path: Path) -> tuple[np.ndarray, ...]:
+    """Any other valid mapping file, through ``json``; errors name the file and the bad entry."""
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" ({exc.msg} at line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise SidError(f"{path}: not valid JSON{where}") from None
+    if not isinstance(raw, dict):
+        raise SidError(f"{path}: expected a JSON object of packed SID -> item list")
+    try:
+        return _arrays_fast(raw, fmt)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+        return _arrays_checked(raw, fmt, path)    # names the first bad entry
+
+
+def _arrays_fast(raw: dict, fmt: SidFormat) -> tuple[np.ndarray, ...]:
+    """The arrays of a well-formed mapping in a few vectorised passes (raises on anything odd)."""
+    n = len(raw)
+    keys = np.array([int(k) for k in raw], dtype=np.int64)
+    if n and (keys.min() < 0 or keys.max() >= fmt.codebook_size ** fmt.levels):
+        raise ValueError("packed SID out of range")
+    lengths = np.fromiter(map(len, raw.values()), dtype=np.int64, count=n)
+    flat = [item for items in raw.values() if isinstance(items, list) for item in items]
+    if len(flat) != int(lengths.sum()):
+        raise TypeError("item lists expected")
+    id_key = "pid" if not flat or "pid" in flat[0] else "iid"
+    ids = np.fromiter(map(operator.itemgetter(id_key), flat), dtype=np.int64, count=len(flat))
+    counts = np.fromiter((item.get("count", 0) for item in flat), dtype=np.int64, count=len(flat))
+    after = np.fromiter((item.get("count_after_downsample", item.get("count", 0)) for item in flat),
+                        dtype=np.int64, count=len(flat))
+    if id_key == "iid" and any("pid" in item for item in flat):
+        raise KeyError("pid and iid mixed")
+    return keys, lengths, ids, counts, after
+
+
+def _arrays_checked(raw: dict, fmt: SidFormat, path: Path) -> tuple[np.ndarray, ...]:
+    """Entry by entry, for any mapping the fast path refused: the first bad entry is named."""
+    keys, lengths, rows = [], [], []
+    for key, items in raw.items():
+        try:
+            packed = int(key)
+            unpack(packed, fmt)
+            entries = [_entry(item) for item in items]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise SidError(f"{path}: bad entry for key {key!r}: {exc}") from None
+        keys.append(packed)
+        lengths.append(len(entries))
+        rows.extend((e.item_id, e.count, e.count_after_downsample) for e in entries)
+    table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return (np.array(keys, dtype=np.int64), np.array(lengths, dtype=np.int64),
+            table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())
 
 
 def _entry(item: Mapping) -> ItemEntry:

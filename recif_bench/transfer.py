@@ -36,7 +36,7 @@ from recif_bench.data.reader import DataError, LoadReport
 from recif_bench.harness import _candidates, _opt_int
 from recif_bench.options import as_bool
 from recif_bench.itemic.collisions import CatalogueError, ItemCatalogue, ItemId, text_keywords
-from recif_bench.metrics.ranking import _ranking_metrics
+from recif_bench.metrics.ranking import ranking_metrics_of
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def load_docs(amazon_task: str, data_dir: str | None = None, item_ids: str = "au
 def score(items: ItemCatalogue, candidates: Sequence[str], target: int) -> dict[str, float]:
     """Recall@K and NDCG@K of one user's candidates; ``legal_rate`` = share of exact identifiers."""
     ranked = items.rank(candidates)
-    metrics = _ranking_metrics(ranked, [target], KS, "", miss=0)
+    metrics = ranking_metrics_of(ranked, [target], KS, miss=0)
     out = {f"{name}@{k}": metrics[f"{name}@{k}"] for name in ("recall", "ndcg") for k in KS}
     out["legal_rate"] = sum(items.is_exact(c) for c in candidates) / len(candidates) if candidates else 0.0
     out["n_invalid"] = float(not ranked)

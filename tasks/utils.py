@@ -13,6 +13,7 @@ from recif_bench.harness import (  # noqa: F401  (names are referenced by the ta
     process_label_pred,
     process_rec,
     process_text,
+    score_rec_corpus,
 )
 from recif_bench.transfer import load_docs as load_amazon_docs  # noqa: F401,E402  (the amazon_* tasks)
 from recif_bench.transfer import process_results as process_amazon  # noqa: F401,E402

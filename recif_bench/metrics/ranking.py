@@ -1,4 +1,4 @@
-"""Recommendation metrics of one sample, as the reference computes them (spec §3.1).
+"""Recommendation metrics, as the reference computes them per sample (spec §3.1), for a whole corpus at once.
 
 Candidates keep generation order (``first_k``) and are not de-duplicated, so duplicate beams waste
 slots exactly as in the reference (B6); ``dedup=True`` is our named improvement.  Recall uses set
@@ -10,51 +10,90 @@ first SID of each candidate (:func:`~recif_bench.sid.item_codes`) to an item thr
 :class:`~recif_bench.sid.SidItemMap` (0 = unknown, never a hit) and compares it with ``answer_pid``,
 so a row whose answer holds no SID still has item-level targets.
 ``ndcg@k`` (binary relevance, ideal DCG over ``min(k, |G|)`` targets) is our addition.
+
+Why a corpus at once: every metric of a sample follows from one number per target, the rank of
+the first candidate equal to it (:func:`first_hit_ranks`, numpy over a samples x candidates x
+targets block).  Each distinct candidate string is parsed once per corpus and the SID -> item map
+is looked up once for all of them, so the 130k rec samples x 32 candidates of the full benchmark
+score in seconds (``benchmarks/scoring_speed.py``).  lm-eval reaches this through the rec tasks'
+filter (:func:`recif_bench.harness.score_rec_corpus`), which sees every document of a task.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Container, Iterable, Sequence
 
-from recif_bench import sid
+import numpy as np
+
+from recif_bench import sid, sid_arrays
 from recif_bench.benchmark import RECIF_K
 
 DEFAULT_KS = (1, RECIF_K)   # the tasks pass their own K (TaskInfo.k)
+MISS = -1        # id of "no prediction": never equal to a target
+PAD = -2         # padding of the target matrix: never equal to a prediction
+NOT_FOUND = 2 ** 62   # rank of a target no candidate equals: beyond every cut-off k
+_BLOCK = 4096    # samples per numpy block (bounds the samples x candidates x targets temporary)
 
 
-def _ranking_metrics(preds: Sequence, truth: Sequence, ks: Iterable[int], prefix: str,
-                     miss: object) -> dict[str, float]:
-    """pass@k, position1_pass@k, recall@k, ndcg@k of ordered predictions against ordered truth."""
-    gold = set(truth)
-    first = truth[0] if truth else None
-    out: dict[str, float] = {}
-    for k in ks:
-        top = preds[:k]
-        hits = [p != miss and p in gold for p in top]
-        found = {p for p, h in zip(top, hits) if h}
-        out[f"{prefix}pass@{k}"] = float(any(hits))
-        out[f"{prefix}position1_pass@{k}"] = float(first is not None and first in top)
-        out[f"{prefix}recall@{k}"] = len(found) / len(gold) if gold else 0.0
-        out[f"{prefix}ndcg@{k}"] = _ndcg(top, gold, k)
+def first_hit_ranks(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``(n, G)``: the rank of the first prediction equal to each target, ``NOT_FOUND`` where none is.
+
+    ``preds`` ``(n, K)`` and ``truth`` ``(n, G)`` hold integer ids; ``MISS`` / ``PAD`` never match.
+    A target's first rank decides all our metrics: a target counts once, at its best rank.
+    """
+    out = np.full(truth.shape, NOT_FOUND, dtype=np.int64)
+    if truth.shape[1] == 0 or preds.shape[1] == 0:
+        return out
+    for lo in range(0, len(preds), _BLOCK):
+        equal = preds[lo:lo + _BLOCK, :, None] == truth[lo:lo + _BLOCK, None, :]
+        out[lo:lo + _BLOCK] = np.where(equal.any(1), equal.argmax(1), NOT_FOUND)
     return out
 
 
-def _ndcg(top: Sequence, gold: set, k: int) -> float:
-    if not gold:
-        return 0.0
-    seen: set = set()
-    dcg = 0.0
-    for rank, p in enumerate(top):
-        if p in gold and p not in seen:   # a target earns credit once, at its best rank
-            seen.add(p)
-            dcg += 1.0 / math.log2(rank + 2)
-    ideal = sum(1.0 / math.log2(r + 2) for r in range(min(k, len(gold))))
-    return dcg / ideal
+def ranking_metrics(preds: np.ndarray, truth: np.ndarray, n_truth: np.ndarray, ks: Iterable[int],
+                    prefix: str = "") -> dict[str, np.ndarray]:
+    """pass@k, position1_pass@k, recall@k, ndcg@k of every sample (one row each).
+
+    ``truth`` rows are de-duplicated targets in answer order, padded with ``PAD``; ``n_truth`` counts them.
+    """
+    ranks = first_hit_ranks(preds, truth)
+    width = preds.shape[1]
+    gain = [1.0 / math.log2(r + 2) for r in range(max(width, 1))]   # rank -> DCG gain
+    n_truth = np.asarray(n_truth, dtype=np.int64)
+    has_truth = n_truth > 0
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        within = ranks < k
+        found = within.sum(1)
+        # ideal DCG of m targets at cut-off k, summed in rank order as the per-sample definition does
+        ideal = np.array([sum(1.0 / math.log2(r + 2) for r in range(min(k, m))) or 1.0
+                          for m in range(n_truth.max(initial=0) + 1)])
+        out[f"{prefix}pass@{k}"] = (found > 0).astype(np.float64)
+        first_target = within[:, 0] if truth.shape[1] else np.zeros(len(truth), dtype=bool)
+        out[f"{prefix}position1_pass@{k}"] = first_target.astype(np.float64)
+        out[f"{prefix}recall@{k}"] = np.where(has_truth, found / np.maximum(n_truth, 1), 0.0)
+        dcg = np.where(within, np.asarray(gain)[np.minimum(ranks, len(gain) - 1)], 0.0).sum(1)
+        out[f"{prefix}ndcg@{k}"] = np.where(has_truth, dcg / ideal[n_truth], 0.0)
+    return out
+
+
+def ranking_metrics_of(preds: Sequence, truth: Sequence, ks: Iterable[int], prefix: str = "",
+                       miss: object = None) -> dict[str, float]:
+    """:func:`ranking_metrics` of one sample given as hashable ids (``miss`` = no prediction)."""
+    ids: dict = {}
+    for t in truth:
+        if t != miss:
+            ids.setdefault(t, len(ids))
+    pred_row = np.array([[ids.get(p, MISS) if p != miss else MISS for p in preds]], dtype=np.int64).reshape(1, -1)
+    truth_row = np.arange(len(ids), dtype=np.int64).reshape(1, -1)
+    metrics = ranking_metrics(pred_row, truth_row, np.array([len(ids)]), ks, prefix)
+    return {name: float(values[0]) for name, values in metrics.items()}
 
 
 class RecScorer:
-    """Scores rec samples; caches the parse / lookup of each distinct candidate string.
+    """Scores rec samples: :meth:`score_corpus` for many at once, ``scorer(candidates, answer)`` for one.
 
     ``item_map`` enables the ``pid_`` metrics and defines the catalogue for ``legal_rate``
     (unless ``catalogue`` is given: any container of code tuples).
@@ -63,52 +102,156 @@ class RecScorer:
     def __init__(self, item_map: sid.SidItemMap | None = None, fmt: sid.SidFormat = sid.DEFAULT_FORMAT,
                  strategy: str = "most_popular_after_downsampling", ks: Sequence[int] = DEFAULT_KS,
                  catalogue: Container[tuple[int, ...]] | None = None, dedup: bool = False) -> None:
+        if strategy not in sid.STRATEGIES:
+            raise ValueError(f"unknown SID->item strategy {strategy!r}; choose one of {sid.STRATEGIES}")
         self.item_map = item_map
         self.fmt = fmt
         self.strategy = strategy
         self.ks = tuple(ks)
-        self.catalogue = catalogue if catalogue is not None else item_map
+        self.catalogue = catalogue
         self.dedup = dedup
-        self._parsed: dict[str, tuple[str, tuple[int, ...] | None, int, bool]] = {}
-
-    def _parse(self, generation: str) -> tuple[str, tuple[int, ...] | None, int, bool]:
-        """(body, codes or None, item id, legal) of one generation, computed once per string."""
-        cached = self._parsed.get(generation)
-        if cached is None:
-            body = sid.prediction_body(generation)
-            codes = sid.try_parse_body(body, self.fmt) if body else None
-            item = (self.item_map.item_for(sid.item_codes(generation, self.fmt), self.strategy)
-                    if self.item_map is not None else 0)
-            legal = codes is not None and (self.catalogue is None or codes in self.catalogue)
-            cached = (body, codes, item, legal)
-            if len(self._parsed) < 2_000_000:
-                self._parsed[generation] = cached
-        return cached
+        self._plain = re.compile("".join(rf"<s_{letter}_(\d+)>" for letter in fmt.letters))
+        self._packable = fmt.codebook_size ** fmt.levels < 2 ** 62    # packed codes fit the int64 ids
+        self._others: dict[str, int] = {}                              # non-canonical body -> its id
 
     def __call__(self, candidates: Sequence[str], answer: str,
                  answer_ids: Sequence[int] | None = None) -> dict[str, float]:
-        parsed = [self._parse(c) for c in candidates]
+        return self.score_rows([candidates], [answer], [answer_ids])[0]
+
+    def score_rows(self, candidates: Sequence[Sequence[str]], answers: Sequence[str],
+                   answer_ids: Sequence[Sequence[int] | None] | None = None) -> list[dict[str, float]]:
+        """:meth:`score_corpus` as one ``{metric: value}`` dict per sample (what lm-eval records)."""
+        metrics = self.score_corpus(candidates, answers, answer_ids)
+        names = list(metrics)
+        return [dict(zip(names, values)) for values in zip(*(metrics[name].tolist() for name in names))]
+
+    def score_corpus(self, candidates: Sequence[Sequence[str]], answers: Sequence[str],
+                     answer_ids: Sequence[Sequence[int] | None] | None = None) -> dict[str, np.ndarray]:
+        """Every metric of every sample: ``{metric: float64 array (n,)}``, in sample order."""
+        if len(candidates) != len(answers) or (answer_ids is not None and len(answer_ids) != len(answers)):
+            raise ValueError(f"{len(candidates)} candidate lists, {len(answers)} answers"
+                             + (f", {len(answer_ids)} answer id lists" if answer_ids is not None else ""))
+        lengths = np.fromiter(map(len, candidates), dtype=np.int64, count=len(candidates))
+        columns = self._parse([c for cands in candidates for c in cands])
+        placed = np.arange(lengths.max(initial=0)) < lengths[:, None]     # (n, K) real candidate slots
         if self.dedup:
-            parsed = _first_occurrences(parsed)
-        bodies = [p[0] for p in parsed]
-        metrics = _ranking_metrics(bodies, sid.extract_bodies(answer), self.ks, "", miss="")
+            placed, columns = _first_occurrences(placed, columns)
+        grid = {name: _padded(values, placed, MISS if values.dtype != bool else False)
+                for name, values in columns.items()}
+        golds = [sid.extract_bodies(a) for a in answers]
+        truth, n_truth = _padded_rows(golds, self._body_ids([b for gold in golds for b in gold]))
+        metrics = ranking_metrics(grid["body"], truth, n_truth, self.ks)
         if self.item_map is not None:
-            truth = list(dict.fromkeys(i for i in (answer_ids or []) if i != 0))
-            metrics.update(_ranking_metrics([p[2] for p in parsed], truth, self.ks, "pid_", miss=0))
-        n_valid = sum(p[1] is not None for p in parsed)
-        metrics["legal_rate"] = sum(p[3] for p in parsed) / len(parsed) if parsed else 0.0
-        metrics["n_invalid"] = float(n_valid == 0)
+            ids = answer_ids if answer_ids is not None else [None] * len(answers)
+            rows = [list(dict.fromkeys(i for i in ([] if row is None else row) if i != 0)) for row in ids]
+            flat = np.fromiter((i for row in rows for i in row), dtype=np.int64, count=sum(map(len, rows)))
+            truth, n_truth = _padded_rows(rows, flat)
+            metrics.update(ranking_metrics(np.where(grid["item"] == 0, MISS, grid["item"]), truth, n_truth,
+                                           self.ks, "pid_"))
+        n_kept = placed.sum(1)
+        metrics["legal_rate"] = np.where(n_kept > 0, grid["legal"].sum(1) / np.maximum(n_kept, 1), 0.0)
+        metrics["n_invalid"] = (grid["valid"].sum(1) == 0).astype(np.float64)
         return metrics
 
+    # Ids of SID bodies: a canonical body (render_body's spelling) is its packed code, so equal ids are
+    # equal strings; any other non-empty body gets a negative id of its own; "" (no prediction) is MISS.
 
-def _first_occurrences(parsed: list) -> list:
-    seen: set[str] = set()
-    out = []
-    for p in parsed:
-        if p[0] not in seen:
-            seen.add(p[0])
-            out.append(p)
+    def _body_ids(self, bodies: list[str]) -> np.ndarray:
+        ids = sid_arrays.plain_packed(bodies, self.fmt) if self._packable else np.full(len(bodies), -1)
+        for i in np.flatnonzero(ids < 0).tolist():
+            ids[i] = self._body_id(bodies[i])
+        return ids
+
+    def _body_id(self, body: str) -> int:
+        if not body:
+            return MISS
+        match = self._plain.fullmatch(body)
+        if self._packable and match and all(g.isascii() and g == str(int(g)) for g in match.groups()):
+            codes = tuple(map(int, match.groups()))
+            if all(c < self.fmt.codebook_size for c in codes):
+                return sid.pack(codes, self.fmt)
+        return self._others.setdefault(body, -3 - len(self._others))
+
+    def _parse(self, generations: list[str]) -> dict[str, np.ndarray]:
+        """Per generation: body id, has a valid SID, legal, item id (0 = none).
+
+        The common case, a generation that is exactly a canonical SID body (what beam search
+        writes), is read for all generations at once; the others one distinct string at a time.
+        """
+        n = len(generations)
+        packed = sid_arrays.plain_packed(generations, self.fmt) if self._packable else np.full(n, -1)
+        body, valid, sid_packed = packed.copy(), packed >= 0, packed.copy()
+        legal = self._legal_packed(packed)
+        seen: dict[str, tuple[int, bool, int, bool]] = {}
+        for i in np.flatnonzero(packed < 0).tolist():
+            text = generations[i]
+            parsed = seen.get(text)
+            if parsed is None:
+                parsed = seen[text] = self._parse_one(text)
+            body[i], valid[i], sid_packed[i], legal[i] = parsed
+        item = np.zeros(n, dtype=np.int64)
+        if self.item_map is not None:      # each distinct SID looked up once, in sorted order
+            distinct, where = np.unique(sid_packed, return_inverse=True)
+            item = self.item_map.items_for_packed(distinct, self.strategy)[where.reshape(-1)]
+        return {"body": body, "valid": valid, "legal": legal, "item": item}
+
+    def _parse_one(self, generation: str) -> tuple[int, bool, int, bool]:
+        """(body id, valid, packed SID for the item lookup or -1, legal) of one generation.
+
+        The body (SID mode, validity, legality) and the item (``sid.item_codes``: the first SID
+        anywhere after the thought) are read as the reference reads them, differently."""
+        body = sid.prediction_body(generation)
+        codes = sid.try_parse_body(body, self.fmt) if body else None
+        item_codes = sid.item_codes(generation, self.fmt) if self.item_map is not None else None
+        item_packed = sid.pack(item_codes, self.fmt) if item_codes is not None else -1
+        if codes is None:
+            legal = False
+        elif self.catalogue is not None:
+            legal = codes in self.catalogue
+        else:
+            legal = self.item_map is None or codes in self.item_map
+        return self._body_id(body), codes is not None, item_packed, legal
+
+    def _legal_packed(self, packed: np.ndarray) -> np.ndarray:
+        """``legal`` of canonical bodies given by their packed codes (-1 = not one: False)."""
+        if self.catalogue is not None:
+            distinct, where = np.unique(packed, return_inverse=True)
+            ok = np.array([p >= 0 and sid.unpack(int(p), self.fmt) in self.catalogue for p in distinct.tolist()],
+                          dtype=bool)
+            return ok[where.reshape(-1)] if len(packed) else np.zeros(0, dtype=bool)
+        if self.item_map is not None:
+            distinct, where = np.unique(packed, return_inverse=True)
+            return self.item_map.contains_packed(distinct)[where.reshape(-1)]
+        return packed >= 0
+
+
+def _padded(values: np.ndarray, placed: np.ndarray, fill: object) -> np.ndarray:
+    """Flat per-candidate values laid out as ``(n, K)`` rows, ``fill`` beyond each row's length."""
+    out = np.full(placed.shape, fill, dtype=values.dtype)
+    out[placed] = values
     return out
+
+
+def _padded_rows(rows: Sequence[Sequence], flat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample target lists (given as the ids of all their items, in order) as a ``PAD``-filled
+    matrix, and the number of targets of each sample."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    placed = np.arange(lengths.max(initial=0)) < lengths[:, None]
+    return _padded(flat_ids, placed, PAD), lengths
+
+
+def _first_occurrences(placed: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Keep each sample's first candidate of every body (``dedup``), closing the gaps."""
+    body = _padded(columns["body"], placed, MISS)
+    keep = placed.copy()
+    earlier = np.tril(np.ones((body.shape[1],) * 2, dtype=bool), k=-1)
+    for lo in range(0, len(body), _BLOCK):
+        block = body[lo:lo + _BLOCK]
+        keep[lo:lo + _BLOCK] &= ~((block[:, :, None] == block[:, None, :]) & earlier).any(2)
+    kept_flat = keep[placed]
+    lengths = keep.sum(1)
+    return (np.arange(lengths.max(initial=0)) < lengths[:, None],
+            {name: values[kept_flat] for name, values in columns.items()})
 
 
 def summarise_rec(per_sample: Sequence[dict[str, float]]) -> dict[str, float]:

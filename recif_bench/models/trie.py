@@ -64,8 +64,8 @@ class SidTrie:
 
 @lru_cache(maxsize=8)
 def _catalogue(path: str, levels: int, codebook: int) -> tuple[tuple[int, ...], ...]:
-    item_map = sid.SidItemMap.load(path, sid.SidFormat(levels, codebook))
-    return tuple(sid.unpack(packed, item_map.fmt) for packed in item_map.entries)
+    item_map = sid.load_item_map(path, sid.SidFormat(levels, codebook))
+    return tuple(sid.unpack(packed, item_map.fmt) for packed in item_map.keys.tolist())
 
 
 def build_trie(tokenizer: Any, catalogue_path: str | Path, fmt: sid.SidFormat) -> SidTrie:
