@@ -99,7 +99,7 @@ def lm_eval_inputs(folder: Path, outputs: dict) -> dict:
     rec = {}
     for task, samples in outputs["rec"].items():
         mapping = str(folder / MAPPING.get(task, "sid2pid.json"))
-        docs = [{"answer": s["ground_truth"], "answer_ids": s["answer_pid"], "mapping": mapping, "seed": 0,
+        docs = [{"task": task, "answer": s["ground_truth"], "answer_ids": s["answer_pid"], "mapping": mapping, "seed": 0,
                  "sid_levels": 3, "sid_codebook": CODEBOOK, "sid_strategy": "most_popular_after_downsampling"}
                 for s in samples]
         rec[task] = (docs, [[s["generations"]] for s in samples])

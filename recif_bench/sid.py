@@ -82,6 +82,12 @@ class SidFormat:
     def body_pattern(self) -> re.Pattern[str]:
         return re.compile("".join(code_token_regex(letter, r"(\d+)") for letter in self.letters))
 
+    def body_pieces(self) -> list[str]:
+        """The fixed text of a body around its ``levels`` codes: before the first, between, after the last."""
+        around = [CODE_TOKEN_FORMAT.format(letter=letter, code="\0").split("\0") for letter in self.letters]
+        return ([around[0][0]] + [around[i - 1][1] + around[i][0] for i in range(1, self.levels)]
+                + [around[-1][1]])
+
 
 DEFAULT_FORMAT = SidFormat()
 
@@ -289,7 +295,7 @@ class SidItemMap:
             raise FileNotFoundError(f"{path}: SID->item mapping file not found") from None
         self = cls.__new__(cls)
         self.fmt, self.seed, self.source = fmt, seed, str(path)
-        arrays = sid_arrays.item_map_arrays(data, fmt)    # the reference's layout, read without json
+        arrays = sid_arrays.item_map_arrays(data, fmt.codebook_size ** fmt.levels)   # without json, if it can
         if arrays is None:
             arrays = _arrays_from_json(data, fmt, path)
         del data

@@ -15,12 +15,9 @@ by the caller; a mapping file with anything unexpected gives ``None`` and is rea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
-
-if TYPE_CHECKING:     # sid.py reads its mapping files with this module
-    from recif_bench.sid import SidFormat
 
 _CHUNK = 1 << 18        # candidates per pass: bounds the joined text and its masks
 _MAX_DIGITS = 18        # a run of more digits could overflow int64
@@ -53,16 +50,18 @@ def _matches(a: np.ndarray, positions: np.ndarray, text: bytes) -> np.ndarray:
     return ok
 
 
-def plain_packed(strings: Sequence[str], fmt: SidFormat) -> np.ndarray:
+def plain_packed(strings: Sequence[str], pieces: Sequence[str], codebook_size: int) -> np.ndarray:
     """Packed codes (``a*K^2 + b*K + c``) of the strings that are canonical SID bodies, else -1.
 
-    Canonical: ``render_body``'s spelling, i.e. ASCII digits without leading zeros and every code
-    below ``codebook_size``.  Two canonical bodies are equal strings exactly when their packed codes
-    are equal, so the packed code can stand for the string in comparisons.
+    ``pieces`` is the fixed text around the codes (``SidFormat.body_pieces()``).  Canonical:
+    ``render_body``'s spelling, i.e. ASCII digits without leading zeros and every code below
+    ``codebook_size``.  Two canonical bodies are equal strings exactly when their packed codes are
+    equal, so the packed code can stand for the string in comparisons.
     """
     out = np.full(len(strings), -1, dtype=np.int64)
-    digits = len(str(fmt.codebook_size - 1))
-    pieces = [f"<s_{fmt.letters[0]}_".encode()] + [f"><s_{letter}_".encode() for letter in fmt.letters[1:]]
+    digits = len(str(codebook_size - 1))
+    levels = len(pieces) - 1
+    before, closing = [piece.encode("ascii") for piece in pieces[:-1]], pieces[-1].encode("ascii")
     for lo in range(0, len(strings), _CHUNK):
         chunk = strings[lo:lo + _CHUNK]
         joined = "\n".join(chunk)
@@ -75,23 +74,23 @@ def plain_packed(strings: Sequence[str], fmt: SidFormat) -> np.ndarray:
         starts, ends = _digit_runs(a)
         row = np.searchsorted(row_start, starts, side="right") - 1
         per_row = np.bincount(row, minlength=len(chunk))
-        ok = per_row == fmt.levels
+        ok = per_row == levels
         first_run = np.concatenate([[0], np.cumsum(per_row)[:-1]])
         packed = np.zeros(len(chunk), dtype=np.int64)
-        for level in range(fmt.levels):
+        for level in range(levels):
             run = np.where(ok, first_run + level, 0)
             if len(starts) == 0:
                 ok[:] = False
                 break
             s, e = starts[run], ends[run]
             gap_start = row_start if level == 0 else ends[np.maximum(run - 1, 0)]
-            ok &= (s - gap_start == len(pieces[level])) & _matches(a, gap_start, pieces[level])
+            ok &= (s - gap_start == len(before[level])) & _matches(a, gap_start, before[level])
             ok &= (e - s <= digits) & ((e - s == 1) | (a[s] != 48))           # no leading zero
             value = _run_values(a, np.where(ok, s, 0), np.where(ok, e, 0))
-            ok &= value < fmt.codebook_size
-            packed = packed * fmt.codebook_size + value
-            if level == fmt.levels - 1:    # the closing ">" ends the string
-                ok &= (row_start + lengths - e == 1) & _matches(a, e, b">")
+            ok &= value < codebook_size
+            packed = packed * codebook_size + value
+            if level == levels - 1:        # the closing text ends the string
+                ok &= (row_start + lengths - e == len(closing)) & _matches(a, e, closing)
         out[lo:lo + len(chunk)] = np.where(ok, packed, -1)
     return out
 
@@ -116,13 +115,14 @@ for _byte in b" \t\n\r":
     _SPACE[_byte] = True
 
 
-def item_map_arrays(data: bytes, fmt: SidFormat) -> tuple[np.ndarray, ...] | None:
+def item_map_arrays(data: bytes, key_limit: int) -> tuple[np.ndarray, ...] | None:
     """``(keys, lengths, item_ids, counts, counts_after)`` of a mapping file in the reference's layout.
 
     The layout ``{"<packed>": [{"pid": i, "count": c, "count_after_downsample": d}, ...], ...}``
     (``iid`` for ``pid``; any field order, spacing as ``json.dumps`` writes it).  Every structural
     character is accounted for; ``None`` for anything else (the caller then reads the file with
     ``json``, which also names what is wrong), so a file read here reads the same as with ``json``.
+    ``key_limit``: packed SIDs must be below it (``codebook_size ** levels``).
     """
     a = np.frombuffer(data, dtype=np.uint8)
     stripped = data.strip()
@@ -176,7 +176,7 @@ def item_map_arrays(data: bytes, fmt: SidFormat) -> tuple[np.ndarray, ...] | Non
     commas = (n_keys - 1 if n_keys else 0) + int(np.maximum(lengths - 1, 0).sum()) + n_fields - n_dicts
     if counts_of[","] != commas or (n_keys and (np.diff(np.sort(keys)) == 0).any()):
         return None     # a comma out of place, or a duplicate key (json keeps the last one)
-    if n_keys and (keys.max() >= fmt.codebook_size ** fmt.levels):
+    if n_keys and keys.max() >= key_limit:
         return None
     table = np.zeros((n_dicts, 4), dtype=np.int64)
     table[in_dict, field] = field_value

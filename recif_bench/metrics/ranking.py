@@ -22,7 +22,6 @@ filter (:func:`recif_bench.harness.score_rec_corpus`), which sees every document
 from __future__ import annotations
 
 import math
-import re
 from typing import Container, Iterable, Sequence
 
 import numpy as np
@@ -110,7 +109,8 @@ class RecScorer:
         self.ks = tuple(ks)
         self.catalogue = catalogue
         self.dedup = dedup
-        self._plain = re.compile("".join(rf"<s_{letter}_(\d+)>" for letter in fmt.letters))
+        self._plain = fmt.body_pattern()
+        self._pieces = fmt.body_pieces()
         self._packable = fmt.codebook_size ** fmt.levels < 2 ** 62    # packed codes fit the int64 ids
         self._others: dict[str, int] = {}                              # non-canonical body -> its id
 
@@ -157,7 +157,7 @@ class RecScorer:
     # equal strings; any other non-empty body gets a negative id of its own; "" (no prediction) is MISS.
 
     def _body_ids(self, bodies: list[str]) -> np.ndarray:
-        ids = sid_arrays.plain_packed(bodies, self.fmt) if self._packable else np.full(len(bodies), -1)
+        ids = sid_arrays.plain_packed(bodies, self._pieces, self.fmt.codebook_size) if self._packable else np.full(len(bodies), -1)
         for i in np.flatnonzero(ids < 0).tolist():
             ids[i] = self._body_id(bodies[i])
         return ids
@@ -179,7 +179,7 @@ class RecScorer:
         writes), is read for all generations at once; the others one distinct string at a time.
         """
         n = len(generations)
-        packed = sid_arrays.plain_packed(generations, self.fmt) if self._packable else np.full(n, -1)
+        packed = sid_arrays.plain_packed(generations, self._pieces, self.fmt.codebook_size) if self._packable else np.full(n, -1)
         body, valid, sid_packed = packed.copy(), packed >= 0, packed.copy()
         legal = self._legal_packed(packed)
         seen: dict[str, tuple[int, bool, int, bool]] = {}
