@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Sequence
 
+import numpy as np
 from recif_bench import chat, sid, stock_guard
 from recif_bench.benchmark import task_info
 from recif_bench.data.reader import load_task, resolve_data_dir
@@ -79,7 +81,9 @@ def _label(answer: str) -> int:
 def _candidates(results: Sequence[Any]) -> list[str]:
     """Our backends return a list of K candidates; a stock backend returns one string."""
     first = results[0] if results else []
-    return [first] if isinstance(first, str) else list(map(str, first))
+    if isinstance(first, str):
+        return [first]
+    return first if isinstance(first, list) and set(map(type, first)) <= {str} else list(map(str, first))
 
 
 @lru_cache(maxsize=16)
@@ -131,16 +135,18 @@ def process_label_pred(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
     return {"auc": (score, doc["label"]), "wuauc": (score, doc["label"], doc["uid"])}
 
 
+def _column(items: Sequence[tuple], index: int, dtype: type) -> np.ndarray:
+    return np.fromiter(map(itemgetter(index), items), dtype=dtype, count=len(items))
+
+
 def agg_auc(items: Sequence[tuple[float, int]]) -> float:
-    scores, labels = zip(*items) if items else ((), ())
-    return auc(list(scores), list(labels))
+    return auc(_column(items, 0, float), _column(items, 1, int))
 
 
 def agg_wuauc(items: Sequence[tuple[float, int, str]]) -> float:
     if not items:
         return 0.0
-    scores, labels, users = zip(*items)
-    return wuauc(list(scores), list(labels), list(users))
+    return wuauc(_column(items, 0, float), _column(items, 1, int), list(map(itemgetter(2), items)))
 
 
 def agg_count(items: Sequence[float]) -> float:

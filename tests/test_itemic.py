@@ -242,3 +242,27 @@ def test_real_beauty_letter_sids_collide_until_the_dedup_level():
     deduped = add_dedup_level(codes, 256)
     assert collision_stats(deduped)["collision_rate"] == 0.0
     assert items_cli.round_trip(items, deduped, sid.SidFormat(5, 256)) == len(items) == 12101
+
+
+def test_nearest_in_blocks_equals_one_block_and_brute_force():
+    from recif_bench.itemic.rqkmeans import nearest
+
+    rng = np.random.default_rng(3)
+    x, c = rng.normal(size=(500, 16)).astype(np.float32), rng.normal(size=(37, 16)).astype(np.float32)
+    brute = ((x[:, None, :].astype(np.float64) - c[None]) ** 2).sum(2).argmin(1)
+    assert nearest(x, c).tolist() == nearest(x, c, block_elements=37 * 7).tolist() == brute.tolist()
+
+
+def test_faiss_threads_apply_inside_the_fit_only():
+    faiss = pytest.importorskip("faiss")
+    from recif_bench.itemic.rqkmeans import faiss_threads
+
+    before = faiss.omp_get_max_threads()
+    with faiss_threads(1):
+        assert faiss.omp_get_max_threads() == 1
+    assert faiss.omp_get_max_threads() == before
+    x, _ = planted()
+    one = RQKMeans(3, 4, backend="faiss", seed=1, threads=1).fit(x, progress=False)
+    default = RQKMeans(3, 4, backend="faiss", seed=1, threads=None).fit(x, progress=False)
+    assert np.allclose(one.codebooks, default.codebooks, atol=1e-4)    # the thread count changes only the time
+    assert faiss.omp_get_max_threads() == before

@@ -179,20 +179,27 @@ class RecScorer:
         writes), is read for all generations at once; the others one distinct string at a time.
         """
         n = len(generations)
-        packed = sid_arrays.plain_packed(generations, self._pieces, self.fmt.codebook_size) if self._packable else np.full(n, -1)
+        if set(map(type, generations)) - {str}:
+            generations = list(map(str, generations))
+        packed = (sid_arrays.plain_packed(generations, self._pieces, self.fmt.codebook_size) if self._packable
+                  else np.full(n, -1))
         body, valid, sid_packed = packed.copy(), packed >= 0, packed.copy()
-        legal = self._legal_packed(packed)
+        others = np.flatnonzero(packed < 0)
+        legal_other = np.zeros(len(others), dtype=bool)
         seen: dict[str, tuple[int, bool, int, bool]] = {}
-        for i in np.flatnonzero(packed < 0).tolist():
+        for j, i in enumerate(others.tolist()):
             text = generations[i]
             parsed = seen.get(text)
             if parsed is None:
                 parsed = seen[text] = self._parse_one(text)
-            body[i], valid[i], sid_packed[i], legal[i] = parsed
-        item = np.zeros(n, dtype=np.int64)
-        if self.item_map is not None:      # each distinct SID looked up once, in sorted order
-            distinct, where = np.unique(sid_packed, return_inverse=True)
-            item = self.item_map.items_for_packed(distinct, self.strategy)[where.reshape(-1)]
+            body[i], valid[i], sid_packed[i], legal_other[j] = parsed
+        # each distinct packed SID looked up once, in sorted order; canonical bodies are their own item key
+        distinct, where = np.unique(sid_packed, return_inverse=True)
+        where = where.reshape(-1)
+        legal = self._legal_packed(distinct)[where]
+        legal[others] = legal_other
+        item = (self.item_map.items_for_packed(distinct, self.strategy)[where] if self.item_map is not None
+                else np.zeros(n, dtype=np.int64))
         return {"body": body, "valid": valid, "legal": legal, "item": item}
 
     def _parse_one(self, generation: str) -> tuple[int, bool, int, bool]:
@@ -213,15 +220,12 @@ class RecScorer:
         return self._body_id(body), codes is not None, item_packed, legal
 
     def _legal_packed(self, packed: np.ndarray) -> np.ndarray:
-        """``legal`` of canonical bodies given by their packed codes (-1 = not one: False)."""
+        """``legal`` of canonical bodies given by their distinct packed codes (-1 = not one: False)."""
         if self.catalogue is not None:
-            distinct, where = np.unique(packed, return_inverse=True)
-            ok = np.array([p >= 0 and sid.unpack(int(p), self.fmt) in self.catalogue for p in distinct.tolist()],
-                          dtype=bool)
-            return ok[where.reshape(-1)] if len(packed) else np.zeros(0, dtype=bool)
+            return np.array([p >= 0 and sid.unpack(p, self.fmt) in self.catalogue for p in packed.tolist()],
+                            dtype=bool)
         if self.item_map is not None:
-            distinct, where = np.unique(packed, return_inverse=True)
-            return self.item_map.contains_packed(distinct)[where.reshape(-1)]
+            return self.item_map.contains_packed(packed)
         return packed >= 0
 
 
