@@ -248,3 +248,32 @@ def test_lm_eval_filter_scores_the_corpus_as_process_results_would(tmp_path):
         assert harness.process_rec(doc, [row]) == row
         assert_rows_equal(row, harness.process_rec(doc, resp))     # unfiltered: scored alone
         assert ("pid_pass@1" in row) == bool(doc["mapping"])
+
+
+def test_the_rec_tasks_score_through_lm_eval_filters(tmp_path):
+    """Every rec task YAML routes its responses through the corpus filter, and lm-eval's own filter
+    machinery hands it what it expects: process_results then returns the corpus rows."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.filters import build_filter_ensemble
+    from test_task_yaml import task_config
+
+    for name in ("recif_video", "recif_ad", "recif_product", "recif_label_cond", "recif_interactive"):
+        config = task_config(name)
+        assert config["filter_list"] == [{"name": "none", "filter": [
+            {"function": "custom", "filter_fn": "utils.score_rec_corpus"}]}]
+        assert config["process_results"] == "utils.process_rec"
+    fmt = sid.SidFormat(3, 64)
+    cat, samples = corpus(5, fmt, n=60)
+    path = tmp_path / "sid2pid.json"
+    sid.write_item_map(path, cat, fmt)
+    instances = []
+    for i, (cands, answer, ids) in enumerate(samples):
+        doc = {"task": "video", "answer": answer, "answer_ids": ids or [], "mapping": str(path), "seed": 0,
+               "sid_levels": 3, "sid_codebook": 64, "sid_strategy": "most_popular_after_downsampling"}
+        instance = Instance(request_type="generate_until", doc=doc, arguments=("prompt", {}), idx=0)
+        instance.resps = [cands]
+        instances.append(instance)
+    build_filter_ensemble("none", [["custom", {"filter_fn": harness.score_rec_corpus}]]).apply(instances)
+    for instance in instances:
+        row = harness.process_rec(instance.doc, [instance.filtered_resps["none"]])
+        assert_rows_equal(row, harness.process_rec(instance.doc, instance.resps))
