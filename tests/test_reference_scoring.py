@@ -14,7 +14,8 @@ import pytest
 from lm_eval.api.model import LM
 
 from recif_bench import sid
-from recif_bench.cli.eval import main as recif_eval
+from recif_bench.evaluate import evaluate
+from recif_bench.settings import EvalSettings, Model
 
 B, E = "<|sid_begin|>", "<|sid_end|>"
 KS = (1, 2, 32)
@@ -133,13 +134,11 @@ def official_dir(tmp_path):
     return root
 
 
-def test_crafted_official_file_scores_as_the_reference(official_dir, tmp_path, monkeypatch):
-    import recif_bench.models
-
-    monkeypatch.setattr(recif_bench.models, "build_model", lambda name, args: ScriptedLM())
+def test_crafted_official_file_scores_as_the_reference(official_dir, tmp_path):
+    """Through ``evaluate()``, the function ``recif-eval`` is a command line over, with a scripted model."""
     out = tmp_path / "run"
-    assert recif_eval(["--model", "scripted", "--data-dir", str(official_dir), "--tasks", "video",
-                       "--output", str(out)]) == 0
+    evaluate(Model("scripted", backend="hf", lm=ScriptedLM()), "video",
+             EvalSettings(data_dir=official_dir, output=out))
     mapping = {int(k): v for k, v in json.loads((official_dir / "sid2pid.json").read_text()).items()}
     kept = {m: row for m, row in ROWS.items() if row[0].strip()}   # the reference skips only empty answers
     expected = {m: ref_sample(*row, mapping) for m, row in kept.items()}
