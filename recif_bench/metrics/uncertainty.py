@@ -124,14 +124,17 @@ class _AucPlan:
 
 
 def _user_aucs(scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, n_users: int):
-    """Per-user AUC and sample count for users with both classes (wuAUC's terms)."""
-    aucs, counts, eligible = np.zeros(n_users), np.bincount(codes, minlength=n_users).astype(float), np.zeros(n_users, bool)
-    for user in range(n_users):
-        mask = codes == user
-        y = labels[mask]
-        if 0 < y.sum() < len(y):
-            aucs[user] = _AucPlan(scores[mask], y)(np.ones((1, int(mask.sum()))))[0]
-            eligible[user] = True
+    """Per-user AUC (rank-sum, ties averaged), sample count, and which users have both classes (wuAUC's terms)."""
+    import pandas as pd
+
+    ranks = pd.DataFrame({"user": codes, "score": scores}).groupby("user")["score"].rank(method="average").to_numpy()
+    counts = np.bincount(codes, minlength=n_users).astype(float)
+    pos = np.bincount(codes, weights=labels.astype(float), minlength=n_users)
+    pos_ranks = np.bincount(codes, weights=ranks * labels, minlength=n_users)
+    neg = counts - pos
+    eligible = (pos > 0) & (neg > 0)
+    aucs = np.zeros(n_users)
+    aucs[eligible] = (pos_ranks[eligible] - pos[eligible] * (pos[eligible] + 1) / 2) / (pos[eligible] * neg[eligible])
     return aucs, counts, eligible
 
 
