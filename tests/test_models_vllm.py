@@ -34,6 +34,7 @@ def install_fake_vllm(monkeypatch):
         seed: int = 0
 
     arg_utils.EngineArgs = EngineArgs
+    vllm.LLM = RecordingLLM
     for name, module in (("vllm", vllm), ("vllm.sampling_params", sampling), ("vllm.engine", engine),
                          ("vllm.engine.arg_utils", arg_utils)):
         monkeypatch.setitem(sys.modules, name, module)
@@ -49,6 +50,15 @@ class CharTokenizer:
 
     def decode(self, ids, skip_special_tokens=True):
         return "".join(chr(i) for i in ids)
+
+
+class RecordingLLM:
+    """Records the engine arguments recif-vllm starts vLLM with."""
+
+    started: list = []
+
+    def __init__(self, model, **options):
+        RecordingLLM.started.append((model, options))
 
 
 @dataclass
@@ -175,6 +185,17 @@ def test_data_parallel_pool_splits_round_robin_and_keeps_the_order(monkeypatch):
     expected = [next_token_logprobs(CharTokenizer().encode(c))[ord("是")] for c in contexts]
     assert [s for s, _ in scores] == pytest.approx(expected)
     assert [e.calls[0][2] for e in engines] == [3, 2, 2]     # prompts 0,3,6 / 1,4 / 2,5
+
+
+def test_engine_defaults_are_the_official_settings(monkeypatch, tmp_path):
+    install_fake_vllm(monkeypatch)
+    (tmp_path / "config.json").write_text('{"dtype": "float32"}')
+    RecordingLLM.started.clear()
+    VLLMRecLM(pretrained=str(tmp_path), tokenizer=CharTokenizer(), gpu_memory_utilization=0.25, data_dir="ignored")
+    ((model, options),) = RecordingLLM.started
+    assert model == str(tmp_path) and options == {
+        "enable_prefix_caching": True, "max_logprobs": 64, "trust_remote_code": False, "seed": 0,
+        "dtype": "float32", "gpu_memory_utilization": 0.25}   # the checkpoint's dtype, not vLLM's bf16 downcast
 
 
 def test_unknown_engine_option_is_refused_before_the_engine_starts(monkeypatch):

