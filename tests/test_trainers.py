@@ -200,17 +200,42 @@ def test_resume_skips_a_checkpoint_whose_save_was_cut_off(tmp_path):
     assert last_complete_checkpoint(tmp_path / "checkpoint-6") is None
 
 
-def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "trainers.cli", "sft",
-           "--config", str(REPO / "configs/train/tiny_sft.yaml"), "--set", f"model={tiny_model_dir}",
-           "--set", f"data.dir={train_data}", "--set", f"output_dir={out}", "--set", "train.max_steps=2"]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def accelerate_sft(model, data, out, *launch_args):
+    """``recif-train sft`` (tiny config, 2 steps) under ``accelerate launch``, 2 processes on this CPU.
+
+    No ``--cpu``: with it accelerate starts a single process.  Without a GPU the recipe's
+    ``use_cpu=True`` makes accelerate join the 2 processes over gloo (MULTI_CPU).
+    """
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch_args, "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "trainers.cli",
+           "sft", "--config", str(REPO / "configs/train/tiny_sft.yaml"), "--set", f"model={model}",
+           "--set", f"data.dir={data}", "--set", f"output_dir={out}", "--set", "train.max_steps=2"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "info"})
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-6000:]
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 2" in log   # 2 processes x 1
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and (out / "model.safetensors").exists()
+    return done
+
+
+def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):
+    accelerate_sft(tiny_model_dir, train_data, tmp_path / "ddp", "--multi_gpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["ddp", "fsdp"])
+def test_shipped_accelerate_configs_run_with_two_cpu_processes(config, tiny_model_dir, train_data, tmp_path):
+    """configs/accelerate/*.yaml as shipped (8 GPUs there), here 2 CPU processes (on CPU accelerate joins
+    them as MULTI_CPU; the FSDP sharding itself needs GPUs)."""
+    out = tmp_path / config
+    accelerate_sft(tiny_model_dir, train_data, out, "--config_file", str(REPO / "configs/accelerate" / f"{config}.yaml"))
+    from safetensors.torch import load_file
+
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys()   # a full (unsharded) state dict was saved
+    assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
 def test_general_mixer_reads_local_files_offline(tmp_path):
