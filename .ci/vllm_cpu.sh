@@ -36,7 +36,7 @@ EVAL=("$VENV/bin/recif-eval" --tasks recif_video,recif_label_pred --limit 40)
 
 PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 "$PY" -m vllm.entrypoints.openai.api_server --model "$WORK/tiny64" --served-model-name tiny64 --host 127.0.0.1 \
-  --port "$PORT" --dtype float32 --gpu-memory-utilization 0.25 --enforce-eager --max-model-len 4096 \
+  --port "$PORT" --dtype float32 --max-logprobs 64 --gpu-memory-utilization 0.25 --enforce-eager --max-model-len 4096 \
   >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 600); do

@@ -103,7 +103,8 @@ class OpenAIRecLM(KCandidateLM):
             raise ServerError(f"beam_search=false, but the task asks for beam search {width} -> {k} "
                               "(sampling n candidates at temperature 0 would give copies of one)")
         kwargs = {"n": width, "max_tokens": spec.sampling.max_new_tokens, "temperature": 0.0,
-                  "stop": list(spec.until) or None, "extra_body": {"use_beam_search": True}}
+                  "stop": list(spec.until) or None,
+                  "extra_body": {"use_beam_search": True, "add_special_tokens": False}}   # prompts are rendered
 
         def one(client: Any, prompt: str) -> list[str]:
             try:
