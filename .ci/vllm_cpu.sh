@@ -10,7 +10,12 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE
 VENV=${RECIF_VLLM_VENV:-/tmp/recif-vllm-venv}
 WORK=$(mktemp -d)
 SERVER=""
-trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+finish() {
+  status=$?
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
+  if [ "$status" -eq 0 ]; then rm -rf "$WORK"; else echo "vllm_cpu: runs kept in $WORK" >&2; fi
+}
+trap finish EXIT
 
 # ---- the recipe of docs/backends.md ("vLLM on a CPU") ----
 python -m venv "$VENV"

