@@ -38,7 +38,6 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from recif_bench import harness
-from recif_bench.metrics import classification  # noqa: F401  (imported before the clock starts)
 
 REC_SIZES = {"video": 38_781, "ad": 27_677, "product": 27_910, "label_cond": 34_891, "interactive": 1_000}
 MAPPING = {"product": "sid2iid.json"}          # the other rec tasks read sid2pid.json

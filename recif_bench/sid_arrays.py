@@ -44,10 +44,10 @@ def _run_values(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarr
 def _matches(a: np.ndarray, positions: np.ndarray, text: bytes) -> np.ndarray:
     """Whether ``text`` is written at each of ``positions`` (positions beyond the end never match)."""
     ok = (positions >= 0) & (positions + len(text) <= len(a))
-    where = np.where(ok, positions, 0)
-    for j, byte in enumerate(text):
-        ok &= a[np.minimum(where + j, len(a) - 1)] == byte
-    return ok
+    if not len(text) or not ok.any():
+        return ok
+    windows = np.lib.stride_tricks.sliding_window_view(a, len(text))      # a view: rows copied on indexing only
+    return ok & (windows[np.where(ok, positions, 0)] == np.frombuffer(text, dtype=np.uint8)).all(1)
 
 
 def plain_packed(strings: Sequence[str], pieces: Sequence[str], codebook_size: int) -> np.ndarray:
@@ -135,8 +135,8 @@ def item_map_arrays(data: bytes, key_limit: int) -> tuple[np.ndarray, ...] | Non
     values = _run_values(a, starts, ends)
     before, after = a[np.maximum(starts - 1, 0)], a[np.minimum(ends, len(a) - 1)]
     is_key = (before == ord('"')) & (after == ord('"'))
-    colon = np.where(before == ord(":"), starts - 1, np.where(_SPACE[before] & (a[np.maximum(starts - 2, 0)] == ord(":")),
-                                                               starts - 2, -1))
+    spaced_colon = _SPACE[before] & (a[np.maximum(starts - 2, 0)] == ord(":"))      # ": 12" (json.dumps)
+    colon = np.where(before == ord(":"), starts - 1, np.where(spaced_colon, starts - 2, -1))
     field = np.full(len(starts), -1)
     name_end = a[np.maximum(colon - 2, 0)]              # last letter of the field name: d, t or e
     for index, name in enumerate(_FIELDS):

@@ -43,9 +43,16 @@ def _inputs(args: argparse.Namespace) -> tuple[list[int], np.ndarray]:
     return data.items, x
 
 
+def _threads(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a thread count >= 0, got {value!r}")
+    return int(value)
+
+
 def fit(args: argparse.Namespace) -> None:
     _, x = _inputs(args)
-    model = RQKMeans(args.levels, args.codebook_size, args.backend, args.niter, args.seed, args.sample)
+    model = RQKMeans(args.levels, args.codebook_size, args.backend, args.niter, args.seed, args.sample,
+                     threads=args.threads or None)
     model.fit(x)
     model.save(args.out)
     print(f"fitted {args.levels} x {args.codebook_size} on {model.n_fit} of {len(x)} items "
@@ -110,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--niter", type=int, default=20)
             s.add_argument("--seed", type=int, default=0)
             s.add_argument("--sample", type=int, default=None, help="fit on N random items, then encode all")
+            s.add_argument("--threads", type=_threads, default=1,
+                           help="faiss threads while fitting (0 = faiss's default, every core; docs/items_and_amazon.md)")
             s.add_argument("--out", required=True, help="codebook file (.npz)")
         else:
             s.add_argument("--codebooks", required=True, help=".npz from `fit`, or the OneRec release model.pt")

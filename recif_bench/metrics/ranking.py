@@ -157,7 +157,8 @@ class RecScorer:
     # equal strings; any other non-empty body gets a negative id of its own; "" (no prediction) is MISS.
 
     def _body_ids(self, bodies: list[str]) -> np.ndarray:
-        ids = sid_arrays.plain_packed(bodies, self._pieces, self.fmt.codebook_size) if self._packable else np.full(len(bodies), -1)
+        ids = (sid_arrays.plain_packed(bodies, self._pieces, self.fmt.codebook_size) if self._packable
+               else np.full(len(bodies), -1))
         for i in np.flatnonzero(ids < 0).tolist():
             ids[i] = self._body_id(bodies[i])
         return ids
