@@ -5,7 +5,7 @@
 # system site packages, and a clean environment (env -i) whose HOME and XDG_CACHE_HOME are empty folders,
 # so no cache of this machine (~/.cache/recif_bench, HF, torch, lm-eval) can make a broken cold path pass.
 # Only pip's settings, proxies/certificates and the HF offline switches of the caller are passed through.
-# The command must exit 0 and print the demo-vs-popularity table.
+# The command must exit 0 and print the demo-vs-popularity table with the scores the README shows.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
@@ -40,8 +40,9 @@ status=0
 echo "first run: exit $status after $((SECONDS - start)) s (install included)"
 [ "$status" -eq 0 ] || exit "$status"
 
-"$python" "$repo/.ci/first_run.py" check "$work/first_run.log"
-installed="$(cd "$work" && env -i HOME="$work/home" "$work/venv/bin/python" -c 'import recif_bench; print(recif_bench.__file__)')"
+"$python" "$repo/.ci/first_run.py" check "$work/first_run.log" "$repo/README.md"
+installed="$(cd "$work" && env -i HOME="$work/home" "$work/venv/bin/python" -c \
+  'import recif_bench; print(recif_bench.__file__)')"
 case "$installed" in
   "$work/venv/"*) echo "first run: recif_bench imported from the venv ($installed)" ;;
   *) echo "first_run: error: recif_bench imported from $installed, not from the fresh venv" >&2; exit 1 ;;

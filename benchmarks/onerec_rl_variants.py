@@ -2,7 +2,7 @@
 
     python benchmarks/onerec_rl_variants.py [--model PATH] [--steps 4] [--limit 32] [--seed 0] [--out DIR]
 
-Runs, each from the same SFT checkpoint (default: the demo model, ``trainers.demo.ensure()``):
+Runs, each from the same SFT checkpoint (default: the demo model shipped with the package):
 GRPO with the hit reward (``configs/train/mini_rl.yaml``), GRPO with OneRec-Think's beam-match
 reward, ECPO with the P-Score reward and format regularisation (OneRec-V1), GBPO with the feedback
 reward (OneRec-V2), ``--steps`` optimiser steps each, and scores the SFT model and every result
@@ -114,9 +114,9 @@ def main() -> int:
             print(f"--model {sft}: model folder not found", file=sys.stderr)
             return 2
     else:
-        from trainers import demo
+        from recif_bench.models import demo
 
-        sft = demo.ensure()
+        sft = demo.checked()
     data_dir = pipeline.build_data({"build_data": {"raw": "mini", "seed": 42}}, out / "data")
     eval_config = {"name": "onerec-rl-variants", "sid_levels": 3, "sid_codebook": 8192,
                    "eval": {"tasks": ",".join(TASKS), "settings": {"limit": args.limit}}}

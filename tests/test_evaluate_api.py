@@ -168,7 +168,7 @@ def test_demo_runs_the_demo_model_and_popularity_through_evaluate(tiny_model_dir
     from recif_bench.cli.eval import main as recif_eval
     from recif_bench.models import demo
 
-    monkeypatch.setattr(demo, "ensure", lambda *a, **k: tiny_model_dir)
+    monkeypatch.setattr(demo, "checked", lambda *a, **k: tiny_model_dir)
     out = tmp_path / "demo"
     assert recif_eval(["--model", "demo", "--data-dir", str(mini_dir), "--tasks", "video", "--limit", "4",
                        "--output", str(out)]) == 0

@@ -43,25 +43,46 @@ def _summary(path: Path, values: dict[str, float | None]) -> Path:
 
 
 def test_table_check_reads_what_the_demo_prints(first_run, tmp_path):
-    demo = _summary(tmp_path / "demo.json", {"recif_video": 0.3246, "recif_ad": 0.3658})
-    popularity = _summary(tmp_path / "pop.json", {"recif_video": 0.2008, "recif_ad": 0.3367})
+    demo = _summary(tmp_path / "demo.json", {"video": 0.3246, "ad": 0.3658})
+    popularity = _summary(tmp_path / "pop.json", {"video": 0.2008, "ad": 0.3367})
     log = "recif-eval: data mini-RecIF\nprogress 100%\n" + compare({"demo": demo, "popularity": popularity}) + "\n"
     rows = first_run.demo_table(log)
     assert [(r["task"], r["demo"], r["popularity"]) for r in rows] == [
-        ("recif_video", "0.3246", "0.2008"), ("recif_ad", "0.3658", "0.3367")]
+        ("video", "0.3246", "0.2008"), ("ad", "0.3658", "0.3367")]
     (tmp_path / "ok.log").write_text(log, encoding="utf-8")
-    assert first_run.main(["check", str(tmp_path / "ok.log")]) == 0
+    readme = tmp_path / "README.md"
+    stated = compare({"demo": demo, "popularity": popularity})
+    readme.write_text(f"```bash\nrecif-eval --model demo\n```\n\n```text\n{stated}\n```\n", encoding="utf-8")
+    assert first_run.main(["check", str(tmp_path / "ok.log"), str(readme)]) == 0
+
+
+def test_table_check_compares_the_scores_with_the_readme(first_run, tmp_path, capsys):
+    def table(video: float, ad: float) -> str:
+        return compare({"demo": _summary(tmp_path / "demo.json", {"video": video, "ad": ad}),
+                        "popularity": _summary(tmp_path / "pop.json", {"video": 0.2, "ad": 0.3})})
+
+    (tmp_path / "README.md").write_text(f"```text\n{table(0.3246, 0.3658)}\n```\n", encoding="utf-8")
+    (tmp_path / "close.log").write_text(table(0.3246 + first_run.TOLERANCE / 2, 0.3658), encoding="utf-8")
+    (tmp_path / "off.log").write_text(table(0.3246, 0.3658 - 2 * first_run.TOLERANCE), encoding="utf-8")
+    (tmp_path / "short.log").write_text(table(0.3246, 0.3658).splitlines()[0] + "\n" +
+                                        table(0.3246, 0.3658).splitlines()[1], encoding="utf-8")
+    readme = str(tmp_path / "README.md")
+    assert first_run.main(["check", str(tmp_path / "close.log"), readme]) == 0
+    assert first_run.main(["check", str(tmp_path / "off.log"), readme]) == 1
+    assert "ad demo 0.3258 (README 0.3658)" in capsys.readouterr().err
+    assert first_run.main(["check", str(tmp_path / "short.log"), readme]) == 1
+    assert "ad not printed" in capsys.readouterr().err
 
 
 def test_table_check_fails_without_a_score_in_every_cell(first_run, tmp_path, capsys):
-    demo = _summary(tmp_path / "demo.json", {"recif_video": 0.3, "recif_ad": None})
-    popularity = _summary(tmp_path / "pop.json", {"recif_video": 0.2, "recif_ad": 0.3})
+    demo = _summary(tmp_path / "demo.json", {"video": 0.3, "ad": None})
+    popularity = _summary(tmp_path / "pop.json", {"video": 0.2, "ad": 0.3})
     log = compare({"demo": demo, "popularity": popularity})
     assert "--" in log and first_run.demo_table(log) == []
     (tmp_path / "broken.log").write_text(log, encoding="utf-8")
     (tmp_path / "none.log").write_text("recif-eval: error: something\n", encoding="utf-8")
-    assert first_run.main(["check", str(tmp_path / "broken.log")]) == 1
-    assert first_run.main(["check", str(tmp_path / "none.log")]) == 1
+    assert first_run.main(["check", str(tmp_path / "broken.log"), str(tmp_path / "broken.log")]) == 1
+    assert first_run.main(["check", str(tmp_path / "none.log"), str(tmp_path / "broken.log")]) == 1
     assert capsys.readouterr().err.count("no demo-vs-popularity table") == 2
 
 
@@ -79,7 +100,7 @@ package = Path(site.getsitepackages()[0], "recif_bench")
 package.mkdir()
 (package / "__init__.py").write_text("")
 print("task             metric             demo  popularity")
-print("recif_video      recall@32        0.3246      0.2008")
+print("video            recall@32        0.3246      0.2008")
 '''
 
 
@@ -92,7 +113,8 @@ def test_first_run_script_isolates_the_command(tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / ".ci", repo / ".ci")
     (repo / "fake_command.py").write_text(FAKE_COMMAND, encoding="utf-8")
-    (repo / "README.md").write_text("# x\n\n```bash\npython fake_command.py   # the first command\n```\n",
+    (repo / "README.md").write_text("# x\n\n```bash\npython fake_command.py   # the first command\n```\n\n```text\n"
+                                    "task  metric  demo  popularity\nvideo  recall@32  0.3300  0.2008\n```\n",
                                     encoding="utf-8")
     env = {**os.environ, "RECIF_BENCH_CACHE": str(tmp_path / "warm"), "HF_HOME": str(tmp_path / "hf"),
            "TMPDIR": str(tmp_path)}
@@ -111,8 +133,9 @@ def test_first_run_script_isolates_the_command(tmp_path):
 
 def test_table_check_reads_values_with_their_errors_and_difference(first_run):
     log = ("task             metric                    demo        popularity  demo - popularity [95%]\n"
-           "recif_video      recall@32    0.3246 ±0.0120    0.2008 ±0.0110  +0.1238 [+0.0900, +0.1500]*\n"
-           "recif_ad         recall@32    0.3658 ±0.0300    0.3367 ±0.0310  +0.0291 [-0.0100, +0.0700]\n")
+           "video            recall@32    0.3246 ±0.0120    0.2008 ±0.0110  +0.1238 [+0.0900, +0.1500]*\n"
+           "ad               recall@32    0.3658 ±0.0300    0.3367 ±0.0310  +0.0291 [-0.0100, +0.0700]\n"
+           "(± = standard error, bootstrap over users; * = the 95% interval excludes 0)\n")
     rows = first_run.demo_table(log)
     assert [(r["task"], r["demo"], r["popularity"]) for r in rows] == [
-        ("recif_video", "0.3246", "0.2008"), ("recif_ad", "0.3658", "0.3367")]
+        ("video", "0.3246", "0.2008"), ("ad", "0.3658", "0.3367")]

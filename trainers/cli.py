@@ -10,7 +10,7 @@
     recif-train sasrec --config sasrec_beauty_bce   # also: tiger
     recif-train pscore --config pscore_mini        # P-Score reward model, AUC per tower
     recif-train lazy-decoder --config lazy_decoder_mini   # OneRec-V2's lazy decoder
-    recif-train demo                   # the mini-RecIF demo model (cached), as `recif-eval --model demo`
+    recif-train demo [--rebuild] [--export DIR]   # train the mini-RecIF demo model (cached), as shipped
 
 ``--config`` takes a YAML file or the name of a shipped config (``configs/train/<name>.yaml``, installed with the
 package).  Runs under ``accelerate launch`` unchanged (DDP / FSDP / DeepSpeed configs in configs/accelerate/).
@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         recipe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="override a config value, e.g. train.max_steps=20 (repeatable)")
     demo = sub.add_parser("demo", help="build (or reuse) the mini-RecIF demo model and print its folder")
-    demo.add_argument("--rebuild", action="store_true")
+    demo.add_argument("--rebuild", action="store_true", help="train from scratch even if the cache holds it")
+    demo.add_argument("--export", metavar="DIR", default=None,
+                      help="also write it to DIR in the shipped layout (DIR = recif_bench/demo_model refreshes "
+                           "the checkpoint that `recif-eval --model demo` loads)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> Path:
     if args.command == "demo":
         from trainers import demo
 
-        return demo.ensure(rebuild=args.rebuild)
+        return demo.export(Path(args.export), args.rebuild) if args.export else demo.ensure(rebuild=args.rebuild)
     import importlib
 
     from trainers.common import schema

@@ -1,7 +1,10 @@
 """The demo model: a small Qwen3 trained from scratch on mini-RecIF, stage 1 -> stage 2 -> SFT.
 
-``recif-eval --model demo`` (or ``recif-train demo``) builds it once under
-``$RECIF_BENCH_CACHE/demo-<version>/`` and reuses it afterwards.  Steps, each resumable:
+``recif-train demo`` builds it once under ``$RECIF_BENCH_CACHE/demo-<version>/`` and reuses it
+afterwards; ``--export DIR`` also writes it in the layout shipped with the package
+(:mod:`recif_bench.models.demo`), which is what ``recif-eval --model demo`` loads.  Every step has a
+fixed seed, so a rebuild reproduces the shipped model (``benchmarks/demo_rebuild.py`` checks it).
+Steps, each resumable:
 
 1. the training files of mini-RecIF's train users (``recif-train build-data``);
 2. a byte-level BPE trained on the mini-RecIF texts, a random Qwen3, the itemic tokens
@@ -51,6 +54,18 @@ def ensure(rebuild: bool = False) -> Path:
         previous = train_stage(name, recipe, previous, data_dir, root / name)
     (final / DONE).write_text(json.dumps({"version": VERSION, "stages": [s for s, _ in STAGES]}), encoding="utf-8")
     return final
+
+
+def export(dest: Path, rebuild: bool = False) -> Path:
+    """Build (or reuse) the demo model and write it to ``dest`` in the shipped layout, with its provenance."""
+    import torch
+    import transformers
+
+    from recif_bench.models import demo as shipped
+
+    provenance = {"version": VERSION, "built_by": "recif-train demo", "torch": torch.__version__,
+                  "transformers": transformers.__version__}
+    return shipped.export(ensure(rebuild), dest, provenance)
 
 
 def build_data(out: Path) -> Path:

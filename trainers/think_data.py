@@ -261,7 +261,7 @@ def load_writer(settings: Settings) -> Writer:
     if settings.model == "demo":
         from recif_bench.models import demo
 
-        model = str(demo.ensure())
+        model = str(demo.checked())   # the demo model shipped with the package
     else:
         model = settings.model
     args = {**dict(settings.model_args), "seed": settings.seed,

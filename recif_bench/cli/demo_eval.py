@@ -1,10 +1,11 @@
-"""``recif-eval --model demo``: build (once) the demo model, evaluate it and popularity on the same rows.
+"""``recif-eval --model demo``: evaluate the shipped demo model and popularity on the same rows.
 
-The demo model is trained from scratch on mini-RecIF (see :mod:`recif_bench.models.demo`).  Unless the
-command names tasks or rows, the run covers the recommendation and prediction tasks (layers 1-2;
-the two text tasks need a judge and long generations) on a seeded sample of ``DEMO_SAMPLE`` rows
-per task, so it finishes in minutes on a CPU; popularity is scored on exactly the same rows and
-both are printed side by side.
+The demo model is a small Qwen3 trained from scratch on mini-RecIF and installed with the package
+(:mod:`recif_bench.models.demo`), so this needs the base install only.  Unless the command names
+tasks or rows, the run covers the recommendation and prediction tasks (layers 1-2; the two text
+tasks need a judge and long generations) on a seeded sample of ``DEMO_SAMPLE`` rows per task, so it
+finishes in minutes on a CPU; popularity is scored on exactly the same rows and both are printed
+side by side.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def run_demo(model: Model, tasks: str, settings: EvalSettings) -> int:
     """``model`` is the command line's (name ``demo``): its backend and args go to the demo model."""
     from recif_bench.models import demo
 
-    model_dir = demo.ensure()
+    try:
+        model_dir = demo.checked()
+    except demo.DemoModelError as exc:
+        print(f"recif-eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"recif-eval: demo model {model_dir}", file=sys.stderr)
     if tasks == DEFAULT_TASKS:
         tasks = DEMO_TASKS
     if settings.limit is None and settings.sample is None:

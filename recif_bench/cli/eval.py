@@ -113,7 +113,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.model == "demo":
         from recif_bench.cli.demo_eval import run_demo
 
-        return run_demo(model, args.tasks, settings)   # builds the demo model once, then scores it and popularity
+        return run_demo(model, args.tasks, settings)   # the shipped demo model, then popularity
     print(evaluate(model, args.tasks, settings).report())
     return 0
 
