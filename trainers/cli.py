@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 from recif_bench.cli import configure_logging
-from recif_bench.sid import SidFormat
 
 
 def build_parser() -> argparse.ArgumentParser:
