@@ -23,26 +23,42 @@ _ASSIGNMENT = re.compile(rf"(?P<name>(?<![A-Za-z0-9_-])(?:-{{1,2}}|[A-Za-z0-9]+[
                          r"(?P<value>[^\s&,;'\"]+)", re.IGNORECASE)
 _TOKEN_SHAPES = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}"
                            r"|xox[abpr]-[A-Za-z0-9-]{10,})|(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}")
+# cheap tests that let most strings skip the regular expressions
+_NAME_HINTS = ("key", "token", "secret", "passw", "pwd", "sig", "credential")
+_TOKEN_HINTS = ("sk-", "hf_", "AIza", "gh", "xox", "Bearer ")
 _SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
 
-def scrub(text: str) -> str:
-    """``text`` without credentials (see the module docstring); anything else is left as it was."""
-    for value in _secret_env_values():
-        text = text.replace(value, MASK)
-    text = _URL_USERINFO.sub(lambda m: m.group("scheme"), text)
-    text = _ASSIGNMENT.sub(_mask_assignment, text)
-    return _TOKEN_SHAPES.sub(MASK, text)
+def scrub(text: str, secrets: list[str] | None = None, assignments: bool = True) -> str:
+    """``text`` without credentials (see the module docstring); anything else is left as it was.
+
+    ``secrets``: the secret environment values (:func:`scrub_tree` reads them once per document).
+    ``assignments=False`` keeps ``name: value`` forms: model outputs are prose ("the key: price"),
+    and the judge must see them as generated; only exact secrets, URL passwords and token shapes go.
+    """
+    for value in _secret_env_values() if secrets is None else secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    if "://" in text and "@" in text:
+        text = _URL_USERINFO.sub(lambda m: m.group("scheme"), text)
+    lowered = text.lower() if assignments else ""
+    if assignments and any(word in lowered for word in _NAME_HINTS):
+        text = _ASSIGNMENT.sub(_mask_assignment, text)
+    if any(hint in text for hint in _TOKEN_HINTS):
+        text = _TOKEN_SHAPES.sub(MASK, text)
+    return text
 
 
-def scrub_tree(value: Any) -> Any:
+def scrub_tree(value: Any, secrets: list[str] | None = None, assignments: bool = True) -> Any:
     """:func:`scrub` applied to every string (keys included) of a JSON-like document."""
+    secrets = _secret_env_values() if secrets is None else secrets
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value, secrets, assignments)
     if isinstance(value, dict):
-        return {scrub_tree(k) if isinstance(k, str) else k: scrub_tree(v) for k, v in value.items()}
+        return {scrub(k, secrets, assignments) if isinstance(k, str) else k: scrub_tree(v, secrets, assignments)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub_tree(v) for v in value]
+        return [scrub_tree(v, secrets, assignments) for v in value]
     return value
 
 

@@ -69,7 +69,7 @@ def write_samples(run_dir: Path, task: str, samples: list[dict]) -> Path:
         for sample in samples:
             record = dict(sample)
             record["doc"] = {k: v for k, v in sample.get("doc", {}).items() if k not in _HEAVY_DOC_FIELDS}
-            fh.write(json.dumps(scrub_tree(record), ensure_ascii=False, default=_jsonable) + "\n")
+            fh.write(json.dumps(scrub_tree(record, assignments=False), ensure_ascii=False, default=_jsonable) + "\n")
     return path
 
 
@@ -210,7 +210,7 @@ def write_judge_samples(run_dir: Path, records: Mapping[str, list[dict]]) -> Non
     """``judge_<task>.jsonl``: per sample, how the judge scored it (or why it could not)."""
     for task, rows in records.items():
         with open(run_dir / f"judge_{task}.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(scrub_tree(row), ensure_ascii=False) + "\n" for row in rows)
+            fh.writelines(json.dumps(scrub_tree(row, assignments=False), ensure_ascii=False) + "\n" for row in rows)
 
 
 def format_table(summary: Mapping[str, Any]) -> str:
