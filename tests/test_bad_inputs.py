@@ -384,6 +384,10 @@ CASES = [
          "valid_fraction", "train"),
     Case("train-section-not-mapping", train("sft", SFT.replace("train: {max_steps: 2}", "train: 3")), "train",
          "train"),
+    Case("train-pipeline-typo", train("pipeline", "name: x\noutput_dir: OUT\nstagez: []\n"), "did you mean stages",
+         "train"),
+    Case("train-think-data-word", train("think-data", "model: m\noutput_dir: OUT\ntop_k: many\n"),
+         "top_k: expected an integer", "train"),
     Case("train-lazy-heads-word", train("lazy-decoder", "output_dir: OUT\nmodel: {heads: many}\n"), "model.heads",
          "train"),
     # ---- leaderboard summaries (the broken run is skipped with one line; the board is still built)

@@ -5,7 +5,7 @@ default (on video instead of ads); a value of the wrong type (``train.max_steps:
 after the model and data had loaded.  :func:`check` refuses both with one line naming the key and,
 for a typo, the nearest valid name.
 
-What is checked: the top-level keys of every recipe; the ``model`` section of the recommender
+What is checked: the top-level keys of every recipe (and the pipeline's); the ``model`` section of the recommender
 recipes against their settings dataclass; the ``train`` section of the LLM recipes against the
 fields of transformers' ``TrainingArguments`` (trl's ``GRPOConfig`` for ``rl``); the ``data``
 section of the next-item recipes (keys and the known sources / domains).
@@ -75,6 +75,21 @@ def _pscore(config: Mapping[str, Any], where: str) -> None:
     settings(TrainConfig, dict(config.get("train") or {}), "train")
 
 
+def _pipeline(config: Mapping[str, Any], where: str) -> None:
+    check_keys(config, {"name", "output_dir", "sid_levels", "sid_codebook", "build_data", "base", "stages", "eval"},
+               where)
+    _check_section_type(config, ("build_data", "eval"), where)
+    check_keys(config.get("build_data") or {}, {"raw", "seed"}, f"{where}build_data.")
+
+
+def _think_data(config: Mapping[str, Any], where: str) -> None:
+    from trainers.think_data import Settings
+
+    values = {k: v for k, v in config.items() if k != "sid"}
+    _check_fields(Settings, values, where, skip={"fmt"})
+    check_keys(config.get("sid") or {}, {"levels", "codebook"}, f"{where}sid.")
+
+
 def _check_section_type(config: Mapping[str, Any], sections: tuple[str, ...], where: str) -> None:
     for name in sections:
         if config.get(name) is not None and not isinstance(config[name], Mapping):
@@ -133,5 +148,5 @@ _CHECKERS: dict[str, Callable[[Mapping[str, Any], str], None]] = {
     "pretrain": _llm(_training_arguments), "sft": _llm(_training_arguments),
     "distill": _llm(_training_arguments), "rl": _llm(_grpo_config),
     "sasrec": _next_item(_sasrec), "tiger": _next_item(_tiger), "lazy-decoder": _next_item(_lazy_decoder),
-    "pscore": _pscore,
+    "pscore": _pscore, "pipeline": _pipeline, "think-data": _think_data,
 }
