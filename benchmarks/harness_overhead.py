@@ -62,14 +62,16 @@ def seconds(run: Callable[[], Any], repeats: int = 1) -> float:
 
 
 def rec_requests(prompts: list[str]) -> list[Instance]:
-    requests = [Instance("generate_until", doc={}, arguments=(p, dict(REC_KWARGS)), idx=i) for i, p in enumerate(prompts)]
+    requests = [Instance("generate_until", doc={}, arguments=(p, dict(REC_KWARGS)), idx=i)
+                for i, p in enumerate(prompts)]
     for request in requests:
         request.task_name = task_info(REC_TASK).lm_eval_name
     return requests
 
 
 def label_requests(prompts: list[str]) -> list[Instance]:
-    return [Instance("loglikelihood", doc={}, arguments=(p, c), idx=i) for i, p in enumerate(prompts) for c in ("是", "否")]
+    return [Instance("loglikelihood", doc={}, arguments=(p, c), idx=i)
+            for i, p in enumerate(prompts) for c in ("是", "否")]
 
 
 def generate_path(lm: HFRecLM, prompts: list[str]) -> None:
@@ -77,7 +79,8 @@ def generate_path(lm: HFRecLM, prompts: list[str]) -> None:
     for start in range(0, len(prompts), BATCH):
         ids, mask = lm._encode([p + sid.SID_BEGIN for p in prompts[start:start + BATCH]], 3)
         lm.model.generate(input_ids=ids, attention_mask=mask, num_beams=K, num_return_sequences=K, max_new_tokens=3,
-                          do_sample=False, early_stopping=True, length_penalty=1.0, pad_token_id=lm.tokenizer.pad_token_id)
+                          do_sample=False, early_stopping=True, length_penalty=1.0,
+                          pad_token_id=lm.tokenizer.pad_token_id)
 
 
 def sorted_batches(lm: HFRecLM, prompts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -112,7 +115,8 @@ def label_limit(lm: HFRecLM, batches: list[tuple[torch.Tensor, torch.Tensor]]) -
 def label_one_at_a_time(lm: HFRecLM, prompts: list[str]) -> None:
     """The old recif-hf label_pred path: one forward per prompt, batch size 1."""
     for prompt in prompts:
-        lm.model(input_ids=torch.tensor([lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]]), logits_to_keep=1)
+        ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        lm.model(input_ids=torch.tensor([ids]), logits_to_keep=1)
 
 
 def long_prompts(samples: list[Any], tokenizer: Any, tokens: int, count: int, seed: int = 0) -> list[str]:

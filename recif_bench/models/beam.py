@@ -62,8 +62,8 @@ def unsupported_settings(generation_config: Any) -> list[str]:
                                  "watermarking_config", "stop_strings", "max_time") if get(name) is not None]
     changed += [name for name in ("repetition_penalty", "encoder_repetition_penalty", "guidance_scale")
                 if get(name) not in (None, 1.0)]
-    changed += [name for name in ("no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "min_length", "min_new_tokens")
-                if (get(name) or 0) > 0]
+    changed += [name for name in ("no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "min_length",
+                                  "min_new_tokens") if (get(name) or 0) > 0]
     changed += [name for name in ("remove_invalid_values", "renormalize_logits") if get(name) is True]
     return changed
 

@@ -173,9 +173,9 @@ class HFRecLM(KCandidateLM):
                             "config sets %s", ", ".join(unsupported))
             return None
         eos = model.generation_config.eos_token_id
+        eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else () if eos is None else (eos,)
         return BeamSettings(num_beams=spec.beam_width, num_return_sequences=spec.num_return_sequences,
-                            max_new_tokens=spec.sampling.max_new_tokens,
-                            eos_token_ids=tuple(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos]),
+                            max_new_tokens=spec.sampling.max_new_tokens, eos_token_ids=eos_ids,
                             pad_token_id=self.tokenizer.pad_token_id, length_penalty=1.0, early_stopping=True)
 
     def trie(self, catalogue: str):
@@ -194,7 +194,8 @@ class HFRecLM(KCandidateLM):
         length-sorted batches of ``batch_size``: one forward per batch, logits of the last position
         only.  The others take one forward per prefix (:meth:`_token_scores`).
         """
-        contexts = [self.tokenizer(p, add_special_tokens=False)["input_ids"] or [self.prefix_token_id] for p in prefixes]
+        contexts = [self.tokenizer(p, add_special_tokens=False)["input_ids"] or [self.prefix_token_id]
+                    for p in prefixes]
         # a continuation is tokenized on its own, as the reference scores 是/否 at the first answer position
         pieces = [[self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in per] for per in continuations]
         results: list[list[tuple[float, bool]] | None] = [None] * len(prefixes)
@@ -209,7 +210,8 @@ class HFRecLM(KCandidateLM):
                 results[i] = self._token_scores(contexts[i], pieces[i])
         return results  # type: ignore[return-value]
 
-    def _next_token_scores(self, contexts: list[list[int]], pieces: list[list[list[int]]]) -> list[list[tuple[float, bool]]]:
+    def _next_token_scores(self, contexts: list[list[int]],
+                           pieces: list[list[list[int]]]) -> list[list[tuple[float, bool]]]:
         """Single-token pieces after each context (its last ``max_length`` tokens), in one forward."""
         logprobs = self._logprobs([c[-self.max_length:] for c in contexts], keep=1)[:, -1]
         out = []
