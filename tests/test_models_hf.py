@@ -113,6 +113,24 @@ def test_thinking_runs_two_stages(tiny_model_dir):
     assert thoughts[0] == thoughts[1] and thoughts[2] == thoughts[3]   # grouped thought by thought
 
 
+def test_thinking_answers_each_thought_as_generate_would(tiny_model_dir):
+    """Stage 1 is sampled; stage 2 is the one-prefill beam search, equal to generate's on prompt + thought."""
+    model = HFRecLM(pretrained=str(tiny_model_dir), thinking=True, sid_codebook=256)
+    kwargs = dict(REC_KWARGS, thinking={"temperature": 1.0, "max_gen_toks": 5, "n": 2})
+    prompt = chat.render(PROMPT_MESSAGES, thinking=True)
+    (candidates,) = model.generate_until([gen(prompt, kwargs)])
+    bridge = "</think>\n<|sid_begin|>"
+    for first in (0, 2):   # 2 thoughts x 2 beams
+        thought = candidates[first].split(bridge)[0]
+        ids, mask = model._encode([prompt + thought + bridge])
+        with torch.no_grad():
+            out = model.model.generate(input_ids=ids, attention_mask=mask, num_beams=2, num_return_sequences=2,
+                                       max_new_tokens=3, do_sample=False, early_stopping=True, length_penalty=1.0,
+                                       pad_token_id=model.tokenizer.pad_token_id)
+        answers = model.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+        assert candidates[first:first + 2] == [thought + bridge + a for a in answers]
+
+
 def test_thinking_model_refuses_non_thinking_prompts(tiny_model_dir):
     model = HFRecLM(pretrained=str(tiny_model_dir), thinking=True, sid_codebook=256)
     with pytest.raises(ValueError, match="rendered without thinking"):
