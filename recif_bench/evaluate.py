@@ -106,11 +106,11 @@ def evaluate(model: str | Model, tasks: str | Sequence[str] = "recif_bench",
                 "limit": settings.limit, "sample": settings.sample, "seed": settings.seed,
                 "sid_levels": fmt.levels, "sid_codebook": fmt.codebook_size}
     with folder as run_dir:   # written beside the earlier run, swapped in at the end (recif_bench.run_dir)
-        print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)
+        lm = model.lm if model.lm is not None else _build_model(backend, model.name, model_args)
+        print(f"recif-eval: data {data_name} at {root}", file=sys.stderr)   # all checked and loaded: go
         if (folder.final / "summary.json").exists() and not settings.resume:
             print(f"recif-eval: {folder.final} holds a finished run; it is replaced when this one finishes",
                   file=sys.stderr)
-        lm = model.lm if model.lm is not None else _build_model(backend, model.name, model_args)
         runnable = [t for t in names if supports(lm, task_info(t).kind)]
         resumable = ResumableLM(lm, run_dir / "requests.db", identity)
         try:
@@ -267,7 +267,7 @@ def _build_model(backend: str, name: str, model_args: dict[str, Any]):
 
     try:
         return build_model(BACKENDS[backend], model_args)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:   # whatever the loader raises (OSError, SafetensorError, ...) is about this model
         if log.isEnabledFor(logging.DEBUG):   # -v: the whole story
             raise
         raise load_error(name, exc) from None

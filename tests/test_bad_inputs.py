@@ -309,6 +309,8 @@ CASES = [
     Case("model-hub-offline", ev("--model", "nosuchorg/nosuchmodel"), "nosuchorg/nosuchmodel"),
     Case("model-is-file", lambda w: ["--model", w.config("x"), "--data-dir", str(w.mini), "--tasks", "video",
                                      "--output", str(w.run)], "a file, not a model folder"),
+    Case("model-weights-garbage", on_model(lambda f: (f / "model.safetensors").write_bytes(b"\x08garbage")),
+         "cannot load"),
     Case("fast-model-missing", on_model(lambda f: None, "--model-args", "fast_model=/nonexistent/fast"),
          "fast_model"),
     # ---- checkpoints
@@ -449,3 +451,4 @@ def test_bad_input_is_one_line_and_loses_nothing(case, finished_run, mini_dir, t
     assert snapshot(world.run) == before                                  # the finished run is byte-identical
     assert not (tmp_path / "payload-ran").exists() and not (tmp_path / "model" / "code-ran").exists()
     assert not list(world.run.parent.glob(".run.partial"))               # no half-written run left behind
+    assert sorted(p.name for p in world.run.parent.glob("*run*")) in (["run"], [".run.lock", "run"])
