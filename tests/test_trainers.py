@@ -224,6 +224,17 @@ def test_two_process_accelerate_run(tiny_model_dir, train_data, tmp_path):
     accelerate_sft(tiny_model_dir, train_data, tmp_path / "ddp", "--multi_gpu")
 
 
+def test_shipped_accelerate_configs_load_as_bf16_launches_of_8_processes():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {"ddp": "MULTI_GPU", "fsdp": "FSDP", "deepspeed_zero2": "DEEPSPEED", "deepspeed_zero3": "DEEPSPEED"}
+    for name, kind in kinds.items():
+        config = load_config_from_file(str(REPO / "configs/accelerate" / f"{name}.yaml"))
+        assert (config.distributed_type.value, config.num_processes, config.mixed_precision) == (kind, 8, "bf16")
+        if kind == "DEEPSPEED":   # accumulation and clipping come from the recipe ("auto"), never a mismatch
+            assert {"gradient_accumulation_steps", "gradient_clipping"}.isdisjoint(config.deepspeed_config)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["ddp", "fsdp"])
 def test_shipped_accelerate_configs_run_with_two_cpu_processes(config, tiny_model_dir, train_data, tmp_path):
