@@ -26,6 +26,13 @@ def test_shipped_demo_model_matches_its_manifest():
     assert sum((folder / name).stat().st_size for name in demo.FILES) < 10_000_000   # a few MB in the package
 
 
+def test_shipped_demo_model_has_the_current_chat_template():
+    """The shipped template is the soft-switch one the library renders; when that changes, re-export the model
+    (``recif-train demo --export recif_bench/demo_model``: the weights do not depend on it)."""
+    template = (Path(demo.__file__).parents[1] / "templates" / "qwen3_soft_switch.jinja").read_text(encoding="utf-8")
+    assert (demo.shipped_dir() / "chat_template.jinja").read_text(encoding="utf-8") == template
+
+
 @pytest.fixture
 def shipped_copy(tmp_path, monkeypatch) -> Path:
     """A copy of the shipped checkpoint that ``recif-eval --model demo`` will load, free to damage."""
