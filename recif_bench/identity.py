@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from recif_bench.paths import cache_root
 from typing import Any, Mapping
 
 # files of a model folder that decide what it computes (others: logs, trainer state, READMEs)
@@ -27,7 +29,7 @@ _NEUTRAL_ARGS = frozenset({"batch_size", "max_batch_size", "device", "api_key", 
 
 
 def cache_file() -> Path:
-    return Path(os.environ.get("RECIF_CACHE", Path.home() / ".cache" / "recif_bench")) / "file_hashes.json"
+    return cache_root() / "file_hashes.json"
 
 
 def file_digest(path: Path, cache: dict[str, str] | None = None) -> str:

@@ -22,7 +22,6 @@ Run-time settings (lm-eval metadata, or model_args with the stock CLI):
 from __future__ import annotations
 
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,6 +36,7 @@ from recif_bench.harness import _candidates, _opt_int
 from recif_bench.options import as_bool
 from recif_bench.itemic.collisions import CatalogueError, ItemCatalogue, ItemId, text_keywords
 from recif_bench.metrics.ranking import ranking_metrics_of
+from recif_bench.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def auto_codes(data: AmazonDataset) -> Path:
     from recif_bench.itemic.codes import build_item_codes, write_item_codes
     from recif_bench.itemic.embed import SentenceTransformerEmbedder
 
-    root = Path(os.environ.get("RECIF_CACHE", Path.home() / ".cache" / "recif_bench")) / "amazon_codes"
+    root = cache_root() / "amazon_codes"
     name = f"{data.category}-{data.fingerprint.split(':')[-1]}-{AUTO_EMBEDDER}-{AUTO_LEVELS}x{AUTO_CODEBOOK}-dedup.json"
     path = root / name
     if not path.exists():

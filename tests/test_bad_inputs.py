@@ -428,7 +428,7 @@ def test_bad_input_is_one_line_and_loses_nothing(case, finished_run, mini_dir, t
     world = World(tmp_path, mini_dir, tiny_model_dir, tmp_path / "run")
     shutil.copytree(finished_run, world.run)
     before = snapshot(world.run)
-    monkeypatch.setenv("RECIF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RECIF_BENCH_CACHE", str(tmp_path / "cache"))
     argv = case.argv(world)
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)

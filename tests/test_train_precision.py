@@ -1,6 +1,5 @@
 """Training keeps its small updates: fp32 master weights under bf16 autocast (spec ecosystem §8)."""
 
-import pytest
 import torch
 
 from trainers.common import trainer

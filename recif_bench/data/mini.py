@@ -32,6 +32,7 @@ from pathlib import Path
 from recif_bench import sid
 from recif_bench.data import builders
 from recif_bench.data.training import RAW_FILES
+from recif_bench.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def train_examples(data_dir: str | Path, seed: int = 0) -> dict[str, list[builde
 
 def default_data_dir(seed: int = 0) -> Path:
     """The cached default dataset, generated on first use under ``$RECIF_BENCH_CACHE``."""
-    cache = Path(os.environ.get("RECIF_BENCH_CACHE", Path.home() / ".cache" / "recif_bench"))
+    cache = cache_root()
     path = cache / f"mini-recif-{VERSION}-seed{seed}"
     if not (path / "sid2pid.json").exists():
         log.warning("generating mini-RecIF into %s (first use, a few seconds)", path)

@@ -16,8 +16,9 @@ keyed by the model and the exact texts (safe to delete; never stale).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from recif_bench.paths import cache_root
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -97,7 +98,7 @@ class SentenceTransformerEmbedder:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RECIF_CACHE", Path.home() / ".cache" / "recif_bench")) / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def cached_embed(texts: Sequence[str], embedder: Embedder, directory: Path | None = None,

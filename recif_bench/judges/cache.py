@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from recif_bench.paths import cache_root
+
 
 class JudgeCache:
     def __init__(self, root: str | Path):
@@ -40,4 +42,4 @@ class JudgeCache:
 
 def default_cache_dir() -> Path:
     """Used when neither ``RECIF_JUDGE_CACHE`` nor the settings name one (e.g. under stock lm_eval)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "recif_bench" / "judge"
+    return cache_root() / "judge"

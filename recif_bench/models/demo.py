@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from recif_bench import sid
+from recif_bench.paths import cache_root
 
 VERSION = "v2"
 FMT = sid.SidFormat(3, 256)
@@ -28,7 +28,7 @@ DONE = "demo-done.json"
 
 def cache_dir() -> Path:
     """Where ``recif-train demo`` builds the model (the training stages, each resumable)."""
-    root = Path(os.environ.get("RECIF_BENCH_CACHE", Path.home() / ".cache" / "recif_bench"))
+    root = cache_root()
     return root / f"demo-{VERSION}"
 
 
