@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import operator
-import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -80,7 +79,7 @@ class SidFormat:
         return self.code_tokens() + [SID_BEGIN, SID_END]
 
     def body_pattern(self) -> re.Pattern[str]:
-        return re.compile("".join(code_token_regex(letter, r"(\d+)") for letter in self.letters))
+        return _body_pattern(self.letters)
 
     def body_pieces(self) -> list[str]:
         """The fixed text of a body around its ``levels`` codes: before the first, between, after the last."""
@@ -90,6 +89,12 @@ class SidFormat:
 
 
 DEFAULT_FORMAT = SidFormat()
+
+
+@lru_cache(maxsize=None)
+def _body_pattern(letters: str) -> re.Pattern[str]:
+    """Compiled once per format: the PID reading calls it for every non-canonical candidate."""
+    return re.compile("".join(code_token_regex(letter, r"(\d+)") for letter in letters))
 
 
 def render_body(codes: Sequence[int], fmt: SidFormat = DEFAULT_FORMAT) -> str:
@@ -254,9 +259,10 @@ class SidItemMap:
     order.  A 1M-item map is then ~50 MB and looked up for a whole corpus at once
     (:meth:`items_for_packed`, ``np.searchsorted``).
 
-    Ties (and the ``random`` strategy) are broken by a generator seeded with ``(seed, packed
-    SID)``, so a SID maps to the same item in every run and regardless of evaluation order —
-    the reference uses unseeded ``random`` here (its bug B5).
+    Ties (and the ``random`` strategy) pick among the candidate ids in ascending order with
+    :func:`seeded_index` of ``(seed, packed SID)``, so a SID maps to the same item in every run and
+    regardless of evaluation order; the reference uses unseeded ``random`` here (its bug B5).  The
+    pick is a hash, not a generator, so a whole corpus of SIDs is resolved in a few numpy passes.
     """
 
     def __init__(self, entries: Mapping[int, Sequence[ItemEntry]], fmt: SidFormat = DEFAULT_FORMAT,
@@ -282,7 +288,6 @@ class SidItemMap:
         gather = np.repeat(starts - self.offsets[:-1], lengths) + np.arange(int(self.offsets[-1]))
         self.item_ids, self.counts, self.counts_after = item_ids[gather], counts[gather], counts_after[gather]
         self._best: np.ndarray | None = None          # most popular after downsampling, -1 = tie
-        self._drawn: dict[tuple[str, int], int] = {}  # seeded draws made so far (ties, random)
 
     @classmethod
     def load(cls, path: str | Path, fmt: SidFormat = DEFAULT_FORMAT, seed: int = 0) -> "SidItemMap":
@@ -347,8 +352,8 @@ class SidItemMap:
             out[found] = self.item_ids[self.offsets[where]]
             return out
         chosen = self._best_after_downsampling()[where] if strategy != "random" else np.full(len(where), -1)
-        for i in np.flatnonzero(chosen < 0):    # ties (or the random strategy): one seeded draw per SID
-            chosen[i] = self._draw(int(where[i]), strategy)
+        undecided = np.flatnonzero(chosen < 0)     # ties (or the random strategy): one seeded pick per SID
+        chosen[undecided] = self._seeded_picks(where[undecided], strategy)
         out[found] = chosen
         return out
 
@@ -368,21 +373,37 @@ class SidItemMap:
             self._best = np.where(n_top == 1, best, -1)
         return self._best
 
-    def _draw(self, key_index: int, strategy: str) -> int:
-        """The reference's random choice, seeded by (seed, packed SID) and remembered."""
-        cached = self._drawn.get((strategy, key_index))
-        if cached is None:
-            lo, hi = int(self.offsets[key_index]), int(self.offsets[key_index + 1])
-            ids = self.item_ids[lo:hi].tolist()
-            rng = random.Random(f"{self.seed}:{int(self.keys[key_index])}")
-            if strategy == "random":
-                cached = rng.choice(ids)
-            else:
-                after = self.counts_after[lo:hi].tolist()
-                best = max(after)
-                cached = rng.choice(sorted(i for i, c in zip(ids, after) if c == best))
-            self._drawn[(strategy, key_index)] = cached
-        return cached
+    def _seeded_picks(self, key_index: np.ndarray, strategy: str) -> np.ndarray:
+        """Per key: its candidate ids (the most popular after downsampling, or all for ``random``)
+        in ascending order, and the one at :func:`seeded_index` of the key."""
+        lengths = (self.offsets[key_index + 1] - self.offsets[key_index]).astype(np.int64)
+        owner = np.repeat(np.arange(len(key_index)), lengths)
+        entry = np.repeat(self.offsets[key_index] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        if strategy != "random":
+            after = self.counts_after[entry]
+            top = np.full(len(key_index), np.iinfo(np.int64).min)
+            np.maximum.at(top, owner, after)
+            owner, entry = owner[after == top[owner]], entry[after == top[owner]]
+        ids = self.item_ids[entry]
+        order = np.lexsort((ids, owner))
+        owner, ids = owner[order], ids[order]
+        n_choices = np.bincount(owner, minlength=len(key_index))
+        first = np.cumsum(n_choices) - n_choices
+        return ids[first + seeded_index(self.seed, self.keys[key_index], n_choices)]
+
+
+def seeded_index(seed: int, packed: np.ndarray, n_choices: np.ndarray) -> np.ndarray:
+    """An index in ``[0, n)`` per packed SID, fixed by ``(seed, SID)``: splitmix64 of the two, mod ``n``."""
+    with np.errstate(over="ignore"):
+        state = _splitmix64(_splitmix64(np.array([seed % 2 ** 64], dtype=np.uint64)) ^ packed.astype(np.uint64))
+    return (state % np.maximum(n_choices, 1).astype(np.uint64)).astype(np.int64)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def load_item_map(path: str | Path, fmt: SidFormat = DEFAULT_FORMAT, seed: int = 0) -> SidItemMap:

@@ -2,193 +2,236 @@
 
 Two readers work on raw characters instead of one Python call per string or per item:
 
-* :func:`plain_packed`: the packed codes of every candidate that is exactly a canonical SID body
-  (``<s_a_1><s_b_2><s_c_3>``, as :func:`sid.render_body` writes it), -1 for anything else.  The full
-  benchmark has 4.2M candidates; a per-string regex is most of the scoring time.
+* :func:`packed_units`: the packed codes of every string written exactly as a run of canonical
+  units (a SID body ``<s_a_1><s_b_2><s_c_3>`` as :func:`sid.render_body` writes it, or a marked
+  ``<|sid_begin|>...<|sid_end|>`` block); anything else is left to the caller's one-at-a-time
+  reading.  The full benchmark has 4.2M candidates and 130k answers of 1-10 SIDs.
 * :func:`item_map_arrays`: the arrays of a ``sid2pid.json`` / ``sid2iid.json`` file written in the
   reference's layout, without building a Python object per item (``json.loads`` of the 432k-SID file
-  takes seconds and most of the scoring memory).
+  takes a second and most of the scoring memory).
 
-Both are exact or abstain: a string that is not a canonical body gets -1 and is read the slow way
-by the caller; a mapping file with anything unexpected gives ``None`` and is read with ``json``.
+Both rest on one idea: collapse every run of digits to a single ``0`` and what is left, the
+*skeleton*, must equal the skeleton of a well-formed string byte for byte; the numbers are then
+read from the digit runs in order.  Both are exact or abstain: a string that is not canonical is
+refused (-1) and read the slow way; a mapping file with anything unexpected gives ``None`` and is
+read with ``json``, which also names what is wrong.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import numpy as np
 
-_CHUNK = 1 << 18        # candidates per pass: bounds the joined text and its masks
-_MAX_DIGITS = 18        # a run of more digits could overflow int64
+_CHUNK = 1 << 15        # strings per pass: the joined text and its masks stay in the CPU caches
+_INT64_MAX = np.iinfo(np.int64).max
+_TO_SPACE = bytes(byte if 48 <= byte < 58 else 32 for byte in range(256))   # digits kept, the rest blank
+_TO_ZERO = bytes(48 if 48 <= byte < 58 else byte for byte in range(256))    # every digit a 0
+_IS_DIGIT = bytes(int(48 <= byte < 58) for byte in range(256))
 
 
-def _digit_runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) of every run of ASCII digits in a byte array."""
-    digit = (a - np.uint8(48)) < 10
-    edges = np.diff(digit.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+def _digit_masks(text: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Per byte: is a digit; starts a run of digits (``bytes.translate`` is the fast way in)."""
+    digit = np.frombuffer(text.translate(_IS_DIGIT), dtype=bool)
+    start = digit.copy()
+    start[1:] &= ~digit[:-1]
+    return digit, start
 
 
-def _run_values(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Decimal value of each digit run (runs of at most ``_MAX_DIGITS`` digits)."""
-    lengths = ends - starts
-    values = np.zeros(len(starts), dtype=np.int64)
+def _skeleton(text: bytes, digit: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The bytes with every run of digits collapsed to one ``0``."""
+    keep = ~digit
+    keep |= start
+    return np.frombuffer(text.translate(_TO_ZERO), dtype=np.uint8)[keep]
+
+
+# --------------------------------------------------------------------------------------------
+# SID strings
+
+
+def packed_units(strings: Sequence[str], pieces: Sequence[str], codebook_size: int,
+                 exactly_one: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts, packed)``: how many canonical units each string is made of (-1 = not only that),
+    and the packed codes (``a*K^2 + b*K + c``) of all those units, string after string.
+
+    ``pieces`` is the fixed text around a unit's codes (``SidFormat.body_pieces()``, or with the
+    ``<|sid_begin|>`` / ``<|sid_end|>`` markers added to its ends).  Canonical: ``render_body``'s
+    spelling, ASCII digits without leading zeros, every code below ``codebook_size``; two canonical
+    units are equal strings exactly when their packed codes are equal.  ``exactly_one``: a string
+    must be one unit (a candidate body), not zero or several.
+    """
+    levels = len(pieces) - 1
+    unit = "0".join(pieces).encode("ascii")                 # the unit's skeleton
+    max_digits = len(str(codebook_size - 1))
+    counts = np.full(len(strings), -1, dtype=np.int64)
+    packed_parts = []
+    if any(ch.isdigit() for piece in pieces for ch in piece) or max_digits > 18:
+        return counts, np.zeros(0, dtype=np.int64)
+    for lo in range(0, len(strings), _CHUNK):
+        chunk = list(strings[lo:lo + _CHUNK])
+        joined = "\n".join(chunk)
+        refused = np.zeros(len(chunk), dtype=bool)
+        if not joined.isascii() or joined.count("\n") != len(chunk) - 1:   # rows must be lines of bytes
+            for i, text in enumerate(chunk):
+                if not text.isascii() or "\n" in text:
+                    refused[i], chunk[i] = True, "\x01"
+            joined = "\n".join(chunk)
+        n_counts, values = _chunk_units(joined.encode("ascii"), len(chunk), unit, levels, max_digits,
+                                        codebook_size, exactly_one)
+        n_counts[refused] = -1
+        counts[lo:lo + len(chunk)] = n_counts
+        packed_parts.append(values)
+    return counts, (np.concatenate(packed_parts) if packed_parts else np.zeros(0, dtype=np.int64))
+
+
+def _chunk_units(text: bytes, n_rows: int, unit: bytes, levels: int, max_digits: int, codebook_size: int,
+                 exactly_one: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`packed_units` of ``n_rows`` newline-separated ASCII strings (no newline inside one)."""
+    a = np.frombuffer(text, dtype=np.uint8)
+    digit, start = _digit_masks(text)
+    skeleton = _skeleton(text, digit, start)
+    row_start, row_end = _rows(skeleton, n_rows)
+    length = row_end - row_start
+    n_units = np.where(length % len(unit) == 0, length // len(unit), -1)
+    if exactly_one:
+        n_units[n_units != 1] = -1
+    # every unit of a row must have the unit's skeleton
+    units_of = np.maximum(n_units, 0)
+    first = np.repeat(row_start, units_of) + len(unit) * _within(units_of)
+    if len(first):
+        windows = np.lib.stride_tricks.sliding_window_view(skeleton, len(unit))[first]
+        unit_ok = (windows == np.frombuffer(unit, dtype=np.uint8)).all(1)
+        n_units[np.repeat(np.arange(n_rows), units_of)[~unit_ok]] = -1
+    # the codes: each good row's runs of digits, in order, read from the raw bytes
+    raw_start = np.concatenate([[0], np.flatnonzero(a == 10) + 1])
+    runs = np.flatnonzero(start)
+    first_run = np.searchsorted(runs, raw_start)
+    good = n_units > 0
+    per_row = np.where(good, n_units * levels, 0)
+    run_index = np.repeat(first_run, per_row) + _within(per_row)
+    value, canonical = _run_values(a, digit, runs[run_index], max_digits)
+    canonical &= value < codebook_size
+    owner = np.repeat(np.arange(n_rows), per_row)
+    n_units[owner[~canonical]] = -1
+    keep = np.repeat(n_units > 0, per_row)
+    codes = value[keep].reshape(-1, levels)
+    packed = np.zeros(len(codes), dtype=np.int64)
+    for level in range(levels):
+        packed = packed * codebook_size + codes[:, level]
+    return n_units, packed
+
+
+def _rows(skeleton: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    newlines = np.flatnonzero(skeleton == 10)
+    assert len(newlines) == n_rows - 1, "rows are newline-separated"
+    return (np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(skeleton)]]))
+
+
+def _within(lengths: np.ndarray) -> np.ndarray:
+    """``0..n-1`` for every ``n`` of ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total) - offsets
+
+
+def _run_values(a: np.ndarray, digit: np.ndarray, starts: np.ndarray, max_digits: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Value of the digit run at each start, and whether it is canonical (at most ``max_digits``
+    digits, no leading zero)."""
+    value = np.zeros(len(starts), dtype=np.int64)
+    alive = np.ones(len(starts), dtype=bool)
     last = len(a) - 1
-    for j in range(int(lengths.max(initial=0))):
-        digit = a[np.minimum(starts + j, last)].astype(np.int64) - 48
-        values = np.where(lengths > j, values * 10 + digit, values)
-    return values
-
-
-def _matches(a: np.ndarray, positions: np.ndarray, text: bytes) -> np.ndarray:
-    """Whether ``text`` is written at each of ``positions`` (positions beyond the end never match)."""
-    ok = (positions >= 0) & (positions + len(text) <= len(a))
-    if not len(text) or not ok.any():
-        return ok
-    windows = np.lib.stride_tricks.sliding_window_view(a, len(text))      # a view: rows copied on indexing only
-    return ok & (windows[np.where(ok, positions, 0)] == np.frombuffer(text, dtype=np.uint8)).all(1)
+    for j in range(max_digits + 1):
+        at = np.minimum(starts + j, last)
+        alive &= digit[at] & (starts + j <= last)
+        if j == max_digits:
+            break
+        value = np.where(alive, value * 10 + (a[at].astype(np.int64) - 48), value)
+    too_long = alive
+    leading_zero = (a[starts] == 48) & digit[np.minimum(starts + 1, last)] & (starts + 1 <= last)
+    return value, ~too_long & ~leading_zero
 
 
 def plain_packed(strings: Sequence[str], pieces: Sequence[str], codebook_size: int) -> np.ndarray:
-    """Packed codes (``a*K^2 + b*K + c``) of the strings that are canonical SID bodies, else -1.
-
-    ``pieces`` is the fixed text around the codes (``SidFormat.body_pieces()``).  Canonical:
-    ``render_body``'s spelling, i.e. ASCII digits without leading zeros and every code below
-    ``codebook_size``.  Two canonical bodies are equal strings exactly when their packed codes are
-    equal, so the packed code can stand for the string in comparisons.
-    """
+    """Packed codes of the strings that are exactly one canonical SID body, else -1."""
+    counts, packed = packed_units(strings, pieces, codebook_size, exactly_one=True)
     out = np.full(len(strings), -1, dtype=np.int64)
-    digits = len(str(codebook_size - 1))
-    levels = len(pieces) - 1
-    before, closing = [piece.encode("ascii") for piece in pieces[:-1]], pieces[-1].encode("ascii")
-    for lo in range(0, len(strings), _CHUNK):
-        chunk = strings[lo:lo + _CHUNK]
-        joined = "\n".join(chunk)
-        if not joined.isascii():       # byte offsets would not be character offsets: read one by one
-            chunk = [s if s.isascii() else "" for s in chunk]
-            joined = "\n".join(chunk)
-        a = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-        lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
-        row_start = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-        starts, ends = _digit_runs(a)
-        row = np.searchsorted(row_start, starts, side="right") - 1
-        per_row = np.bincount(row, minlength=len(chunk))
-        ok = per_row == levels
-        first_run = np.concatenate([[0], np.cumsum(per_row)[:-1]])
-        packed = np.zeros(len(chunk), dtype=np.int64)
-        for level in range(levels):
-            run = np.where(ok, first_run + level, 0)
-            if len(starts) == 0:
-                ok[:] = False
-                break
-            s, e = starts[run], ends[run]
-            gap_start = row_start if level == 0 else ends[np.maximum(run - 1, 0)]
-            ok &= (s - gap_start == len(before[level])) & _matches(a, gap_start, before[level])
-            ok &= (e - s <= digits) & ((e - s == 1) | (a[s] != 48))           # no leading zero
-            value = _run_values(a, np.where(ok, s, 0), np.where(ok, e, 0))
-            ok &= value < codebook_size
-            packed = packed * codebook_size + value
-            if level == levels - 1:        # the closing text ends the string
-                ok &= (row_start + lengths - e == len(closing)) & _matches(a, e, closing)
-        out[lo:lo + len(chunk)] = np.where(ok, packed, -1)
+    out[counts == 1] = packed
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # sid2pid.json / sid2iid.json
 
-_ID_FIELDS = (b"pid", b"iid")
-_FIELDS = _ID_FIELDS + (b"count", b"count_after_downsample")
-_ALLOWED = np.zeros(256, dtype=bool)
-for _byte in b'0123456789 \t\n\r":,{}[]' + b"".join(_FIELDS):
-    _ALLOWED[_byte] = True
-_LETTERS = np.zeros(256, dtype=bool)
-for _byte in b"".join(_FIELDS):
-    if _byte not in b'"':
-        _LETTERS[_byte] = True
-_BRACKETS = np.zeros(256, dtype=bool)
-for _byte in b"[]{}":
-    _BRACKETS[_byte] = True
-_SPACE = np.zeros(256, dtype=bool)
-for _byte in b" \t\n\r":
-    _SPACE[_byte] = True
+_ID_FIELDS = ("pid", "iid")
+_SEPARATORS = ((", ", ": "), (",", ":"))          # json.dumps' default and compact spellings
 
 
 def item_map_arrays(data: bytes, key_limit: int) -> tuple[np.ndarray, ...] | None:
     """``(keys, lengths, item_ids, counts, counts_after)`` of a mapping file in the reference's layout.
 
-    The layout ``{"<packed>": [{"pid": i, "count": c, "count_after_downsample": d}, ...], ...}``
-    (``iid`` for ``pid``; any field order, spacing as ``json.dumps`` writes it).  Every structural
-    character is accounted for; ``None`` for anything else (the caller then reads the file with
-    ``json``, which also names what is wrong), so a file read here reads the same as with ``json``.
+    The layout ``{"<packed>": [{"pid": i, "count": c, "count_after_downsample": d}, ...], ...}`` as
+    ``json.dumps`` writes it (default or compact separators), ``iid`` for ``pid``, the fields in any
+    order but the same in every item, ``count`` / ``count_after_downsample`` optional (missing:
+    0 / ``count``, as :func:`sid._entry` reads them).  The file's skeleton must equal the skeleton
+    of that layout for the lists it holds, byte for byte; ``None`` for anything else.
     ``key_limit``: packed SIDs must be below it (``codebook_size ** levels``).
     """
-    a = np.frombuffer(data, dtype=np.uint8)
-    stripped = data.strip()
-    if not _ALLOWED[a].all() or stripped[:1] != b"{" or stripped[-1:] != b"}":
+    text = data.strip()
+    if text[:1] != b"{" or text[-1:] != b"}":
         return None
-    del stripped
-    starts, ends = _digit_runs(a)
-    if len(starts) and (ends - starts).max() > _MAX_DIGITS:
+    digit, start = _digit_masks(text)
+    if (start[:-1] & digit[1:] & (np.frombuffer(text, dtype=np.uint8)[:-1] == 48)).any():
+        return None                                      # a leading zero: not a JSON number
+    skeleton = _skeleton(text, digit, start)
+    del digit, start
+    skeleton_bytes = skeleton.tobytes()
+    if skeleton_bytes == b"{}":
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(5))
+    first_item = skeleton_bytes.find(b"{", 1)
+    layout = _item_layout(skeleton_bytes[first_item:skeleton_bytes.find(b"}", first_item) + 1])
+    if first_item < 0 or layout is None:
         return None
-    values = _run_values(a, starts, ends)
-    before, after = a[np.maximum(starts - 1, 0)], a[np.minimum(ends, len(a) - 1)]
-    is_key = (before == ord('"')) & (after == ord('"'))
-    spaced_colon = _SPACE[before] & (a[np.maximum(starts - 2, 0)] == ord(":"))      # ": 12" (json.dumps)
-    colon = np.where(before == ord(":"), starts - 1, np.where(spaced_colon, starts - 2, -1))
-    field = np.full(len(starts), -1)
-    name_end = a[np.maximum(colon - 2, 0)]              # last letter of the field name: d, t or e
-    for index, name in enumerate(_FIELDS):
-        maybe = np.flatnonzero(~is_key & (colon >= 0) & (name_end == name[-1]))
-        field[maybe[_matches(a, colon[maybe] - len(name) - 2, b'"' + name + b'"')]] = index
-    if (~is_key & (field < 0)).any() or (~is_key & (ends - starts > 1) & (a[starts] == ord("0"))).any():
-        return None     # not a field value, or a number with a leading zero (invalid JSON)
-    keys, key_end = values[is_key], ends[is_key]
-    field_pos, field, field_value = starts[~is_key], field[~is_key], values[~is_key]
-
-    brackets = np.flatnonzero(_BRACKETS[a])
-    kind = a[brackets]
-    opens, closes = brackets[kind == ord("[")], brackets[kind == ord("]")]
-    dict_open, dict_close = brackets[kind == ord("{")][1:], brackets[kind == ord("}")][:-1]
-    n_keys, n_dicts, n_fields = len(keys), len(dict_open), len(field)
-    counts_of = {byte: int(np.count_nonzero(a == ord(byte))) for byte in '":,'}
-    if (len(opens) != n_keys or len(closes) != n_keys or len(dict_close) != n_dicts
-            or counts_of['"'] != 2 * (n_keys + n_fields) or counts_of[":"] != n_keys + n_fields
-            or int(np.count_nonzero(_LETTERS[a])) != sum(len(name) * int(np.count_nonzero(field == f))
-                                                 for f, name in enumerate(_FIELDS))):
+    item, fields, (item_sep, key_sep) = layout
+    lists = np.flatnonzero(skeleton == ord("["))
+    items = np.flatnonzero(skeleton == ord("{"))[1:]
+    lengths = np.diff(np.searchsorted(items, lists), append=len(items)).astype(np.int64)
+    del skeleton
+    if skeleton_bytes != _expected_skeleton(lengths, item, item_sep.encode(), key_sep.encode()):
         return None
-    # each key is followed by its list, lists do not overlap, dicts sit inside one list, fields inside one dict
-    if n_keys and not (_list_follows(a, key_end, opens) and (opens < closes).all()
-                       and (closes[:-1] < opens[1:]).all() and (key_end[1:] > closes[:-1]).all()):
-        return None
-    owner = np.searchsorted(opens, dict_open) - 1
-    if n_dicts and ((owner < 0).any() or (dict_open > closes[owner]).any() or (dict_close < dict_open).any()
-                    or (dict_close[:-1] > dict_open[1:]).any() or (dict_close > closes[owner]).any()):
-        return None
-    in_dict = np.searchsorted(dict_open, field_pos) - 1
-    if n_fields and ((in_dict < 0).any() or (field_pos > dict_close[in_dict]).any()):
-        return None
-    per_dict = np.bincount(in_dict * 4 + field, minlength=n_dicts * 4).reshape(n_dicts, 4)
-    if (per_dict[:, 0] + per_dict[:, 1] != 1).any() or (per_dict[:, 2:] > 1).any():
-        return None
-    lengths = np.bincount(owner, minlength=n_keys).astype(np.int64)
-    commas = (n_keys - 1 if n_keys else 0) + int(np.maximum(lengths - 1, 0).sum()) + n_fields - n_dicts
-    if counts_of[","] != commas or (n_keys and (np.diff(np.sort(keys)) == 0).any()):
-        return None     # a comma out of place, or a duplicate key (json keeps the last one)
-    if n_keys and keys.max() >= key_limit:
-        return None
-    table = np.zeros((n_dicts, 4), dtype=np.int64)
-    table[in_dict, field] = field_value
-    ids = table[:, 0] + table[:, 1]
-    counts = table[:, 2]
-    counts_after = np.where(per_dict[:, 3] > 0, table[:, 3], counts)
-    return keys, lengths, ids, counts, counts_after
+    values = np.fromstring(text.translate(_TO_SPACE), dtype=np.int64, sep=" ")
+    n_fields = len(fields)
+    if len(values) != len(lengths) + n_fields * int(lengths.sum()) or (len(values) and values.max() == _INT64_MAX):
+        return None                                      # a number beyond int64
+    key_at = np.cumsum(1 + n_fields * lengths) - (1 + n_fields * lengths)
+    keys = values[key_at]
+    table = np.delete(values, key_at).reshape(-1, n_fields)
+    if len(keys) and (keys.max() >= key_limit or (np.diff(np.sort(keys)) == 0).any()):
+        return None                                      # out of range, or a duplicate key (json keeps the last)
+    column = {name: table[:, i] for i, name in enumerate(fields)}
+    ids = column.get("pid", column.get("iid"))
+    counts = column.get("count", np.zeros(len(table), dtype=np.int64))
+    return keys, lengths, ids, counts, column.get("count_after_downsample", counts)
 
 
-def _list_follows(a: np.ndarray, key_end: np.ndarray, opens: np.ndarray) -> bool:
-    """Each key's closing quote is followed by ``:`` (optionally a space) and its own ``[``."""
-    gap = opens - key_end
-    plain = (gap == 2) & (a[np.minimum(key_end + 1, len(a) - 1)] == ord(":"))
-    spaced = (gap == 3) & _matches(a, key_end + 1, b": ")
-    return bool((plain | spaced).all())
+def _item_layout(skeleton: bytes) -> tuple[bytes, tuple[str, ...], tuple[str, str]] | None:
+    """The first item's skeleton, its fields in order and the separators, if it is an item of the layout."""
+    try:
+        item = json.loads(skeleton)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if (not isinstance(item, dict) or sum(name in item for name in _ID_FIELDS) != 1
+            or set(item) - {*_ID_FIELDS, "count", "count_after_downsample"} or set(item.values()) != {0}):
+        return None
+    for separators in _SEPARATORS:
+        if json.dumps(item, separators=separators).encode() == skeleton:
+            return skeleton, tuple(item), separators
+    return None
+
+
+def _expected_skeleton(lengths: np.ndarray, item: bytes, item_sep: bytes, key_sep: bytes) -> bytes:
+    """The skeleton ``json.dumps`` writes for keys with item lists of these lengths."""
+    head = b'"0"' + key_sep + b"["
+    lists = {n: head + item_sep.join([item] * n) + b"]" for n in np.unique(lengths).tolist()}
+    return b"{" + item_sep.join([lists[n] for n in lengths.tolist()]) + b"}"

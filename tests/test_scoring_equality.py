@@ -66,12 +66,12 @@ def oracle_item(raw: dict, packed: int | None, strategy: str, seed: int, fmt: si
         return 0
     if strategy == "most_popular_originally":
         return items[0]["pid"]
-    rng = random.Random(f"{seed}:{packed}")
     if strategy == "random":
-        return rng.choice(items)["pid"]
-    best = max(i["count_after_downsample"] for i in items)
-    tied = sorted(i["pid"] for i in items if i["count_after_downsample"] == best)
-    return tied[0] if len(tied) == 1 else rng.choice(tied)
+        choices = sorted(i["pid"] for i in items)
+    else:
+        best = max(i["count_after_downsample"] for i in items)
+        choices = sorted(i["pid"] for i in items if i["count_after_downsample"] == best)
+    return choices[int(sid.seeded_index(seed, np.array([packed]), np.array([len(choices)]))[0])]
 
 
 def oracle_score(candidates, answer, answer_ids, raw, strategy, ks, dedup, fmt, seed=0, catalogue=None):

@@ -80,3 +80,18 @@ def test_item_map_errors_name_the_file(tmp_path):
     bad.write_text(json.dumps({"12": [{"count": 1}]}))
     with pytest.raises(SidError, match="bad entry for key '12'"):
         SidItemMap.load(bad)
+
+
+def test_seeded_index_is_fixed_by_seed_and_sid_and_spread_evenly():
+    import numpy as np
+
+    packed = np.arange(20_000, dtype=np.int64) * 7919
+    n = np.full(len(packed), 3)
+    first = sid.seeded_index(0, packed, n)
+    assert first.tolist() == sid.seeded_index(0, packed, n).tolist()            # the same in every run
+    assert sid.seeded_index(0, packed[::-1], n[::-1]).tolist() == first[::-1].tolist()   # order-free
+    assert ((first >= 0) & (first < 3)).all()
+    assert abs(np.bincount(first, minlength=3) / len(first) - 1 / 3).max() < 0.02
+    other = sid.seeded_index(1, packed, n)
+    assert 0.6 < (other != first).mean() < 0.74                               # a new seed re-draws (2/3 expected)
+    assert sid.seeded_index(5, packed[:4], np.ones(4, dtype=np.int64)).tolist() == [0] * 4

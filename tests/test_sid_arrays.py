@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recif_bench import sid
-from recif_bench.sid_arrays import item_map_arrays, plain_packed
+from recif_bench.sid_arrays import item_map_arrays, packed_units, plain_packed
 
 
 PLAIN = (sid.DEFAULT_FORMAT.body_pieces(), sid.DEFAULT_FORMAT.codebook_size)
@@ -51,6 +51,38 @@ def test_plain_packed_of_chunks_and_of_nothing(monkeypatch):
     assert plain_packed(["", ""], *PLAIN).tolist() == [-1, -1]
 
 
+@pytest.mark.parametrize("fmt", [sid.SidFormat(3, 8192), sid.SidFormat(2, 100)])
+def test_packed_units_read_marked_answers_as_extract_bodies_does(fmt):
+    """An answer made only of marked canonical SIDs gives those SIDs, in order, repeats kept;
+    anything else is refused (the caller reads it with extract_bodies)."""
+    rng = random.Random(1)
+    marked = [sid.SID_BEGIN + fmt.body_pieces()[0], *fmt.body_pieces()[1:-1], fmt.body_pieces()[-1] + sid.SID_END]
+    answers = []
+    for _ in range(2000):
+        blocks = [sid.render([rng.randrange(fmt.codebook_size) for _ in range(fmt.levels)], fmt)
+                  for _ in range(rng.randrange(0, 5))]
+        if blocks and rng.random() < 0.3:
+            blocks.append(blocks[0])                                           # a repeat
+        text = "".join(blocks)
+        answers.append(rng.choice([text, text, text, " " + text, text + "\n", text.replace("_", "_0", 1),
+                                   text.replace(sid.SID_END, "", 1), "x" + text, text + "é", text[:-1]]))
+    counts, packed = packed_units(answers, marked, fmt.codebook_size)
+    got, at = [], 0
+    for n in counts.tolist():
+        got.append(None if n < 0 else packed[at:at + n].tolist())
+        at += max(n, 0)
+    assert at == len(packed)
+    for text, row in zip(answers, got):
+        blocks = [piece.split(sid.SID_END, 1)[0] for piece in text.split(sid.SID_BEGIN)[1:]]
+        whole = "".join(sid.render(sid.parse_body(b, fmt), fmt) for b in blocks) if all(
+            canonical_packed(b, fmt) >= 0 for b in blocks) else None
+        if row is None:
+            assert whole != text                                               # refused only if not canonical
+        else:
+            assert whole == text and row == [canonical_packed(b, fmt) for b in blocks]
+    assert sum(row is not None for row in got) > 500                           # ~30 % are canonical
+
+
 def json_arrays(text: str, fmt: sid.SidFormat):
     """The definition: the file read with json (sid._arrays_from_json), as plain lists."""
     from pathlib import Path
@@ -58,35 +90,38 @@ def json_arrays(text: str, fmt: sid.SidFormat):
     return [a.tolist() for a in sid._arrays_from_json(text.encode(), fmt, Path("m.json"))]
 
 
-def random_mapping(rng: random.Random, fmt: sid.SidFormat, id_key: str = "pid") -> dict:
+def random_mapping(rng: random.Random, fmt: sid.SidFormat, id_key: str = "pid", uniform: bool = True) -> dict:
+    """Items with optional fields in a shuffled order: one layout for the whole file when ``uniform``
+    (as the reference's files are written), else drawn per item."""
+    def layout() -> list[str]:
+        names = [id_key] + [name for name, p in (("count", 0.9), ("count_after_downsample", 0.8)) if rng.random() < p]
+        rng.shuffle(names)
+        return names
+
+    file_layout = layout()
     out = {}
     for _ in range(rng.randrange(0, 40)):
         items = []
         for _ in range(rng.randrange(0, 4)):
-            item = {id_key: rng.randrange(1, 10 ** rng.randrange(1, 12)), "count": rng.randrange(100),
-                    "count_after_downsample": rng.randrange(3)}
-            if rng.random() < 0.2:
-                del item["count_after_downsample"]
-            if rng.random() < 0.1:
-                del item["count"]
-            keys = list(item)
-            rng.shuffle(keys)
-            items.append({k: item[k] for k in keys})
+            value = {id_key: rng.randrange(1, 10 ** rng.randrange(1, 12)), "count": rng.randrange(100),
+                     "count_after_downsample": rng.randrange(3)}
+            items.append({name: value[name] for name in (file_layout if uniform else layout())})
         out[str(rng.randrange(fmt.codebook_size ** fmt.levels))] = items
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_mapping_files_read_as_json_reads_them(seed):
     fmt = sid.SidFormat(3, 64)
     rng = random.Random(seed)
-    mapping = random_mapping(rng, fmt, "pid" if seed % 2 else "iid")
-    for text, fast in ((json.dumps(mapping), True), (json.dumps(mapping, separators=(",", ":")), True),
-                       (json.dumps(mapping, indent=1), False), (json.dumps(mapping) + "\n", True)):
-        arrays = item_map_arrays(text.encode(), 64 ** 3)
-        if fast or arrays is not None:
-            assert arrays is not None
-            assert [a.tolist() for a in arrays] == json_arrays(text, fmt)
+    for uniform in (True, False):
+        mapping = random_mapping(rng, fmt, "pid" if seed % 2 else "iid", uniform)
+        for text, fast in ((json.dumps(mapping), uniform), (json.dumps(mapping, separators=(",", ":")), uniform),
+                           (json.dumps(mapping, indent=1), False), (json.dumps(mapping) + "\n", uniform)):
+            arrays = item_map_arrays(text.encode(), 64 ** 3)
+            if fast or arrays is not None:      # a mixed file may still have one layout by chance
+                assert arrays is not None
+                assert [a.tolist() for a in arrays] == json_arrays(text, fmt)
 
 
 @pytest.mark.parametrize("text", [
@@ -108,6 +143,13 @@ def test_mapping_files_read_as_json_reads_them(seed):
     '{"1": [{"pid": 1}], }',
     '[{"pid": 1}]',
     '{"1": [{"pid": 12345678901234567890}]}',
+    '{"1": [{"p1d": 1}]}',                                          # a digit inside a field name
+    '{"1": [{"pid": 1, "count": 2}], "2": [{"count": 3, "pid": 4}]}',  # a second layout
+    '{"1": [{"pid": 1e3}]}',
+    '{"01": [{"pid": 1}]}',
+    '{"1": [{"pid": 1}]}]',
+    '{"1": [{"pid": 1}, ]}',
+    '{"1": [{"pid": 1},{"pid": 2}]}',                                # compact between items only
     '{}',
 ])
 def test_anything_unusual_is_left_to_json(text):

@@ -21,6 +21,7 @@ filter (:func:`recif_bench.harness.score_rec_corpus`), which sees every document
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Container, Iterable, Sequence
 
@@ -111,6 +112,7 @@ class RecScorer:
         self.dedup = dedup
         self._plain = fmt.body_pattern()
         self._pieces = fmt.body_pieces()
+        self._marked_pieces = [sid.SID_BEGIN + self._pieces[0], *self._pieces[1:-1], self._pieces[-1] + sid.SID_END]
         self._packable = fmt.codebook_size ** fmt.levels < 2 ** 62    # packed codes fit the int64 ids
         self._others: dict[str, int] = {}                              # non-canonical body -> its id
 
@@ -138,14 +140,15 @@ class RecScorer:
             placed, columns = _first_occurrences(placed, columns)
         grid = {name: _padded(values, placed, MISS if values.dtype != bool else False)
                 for name, values in columns.items()}
-        golds = [sid.extract_bodies(a) for a in answers]
-        truth, n_truth = _padded_rows(golds, self._body_ids([b for gold in golds for b in gold]))
+        truth, n_truth = _padded_rows(*_first_in_row(*self._answer_body_ids(answers)))
         metrics = ranking_metrics(grid["body"], truth, n_truth, self.ks)
         if self.item_map is not None:
-            ids = answer_ids if answer_ids is not None else [None] * len(answers)
-            rows = [list(dict.fromkeys(i for i in ([] if row is None else row) if i != 0)) for row in ids]
-            flat = np.fromiter((i for row in rows for i in row), dtype=np.int64, count=sum(map(len, rows)))
-            truth, n_truth = _padded_rows(rows, flat)
+            rows = [() if row is None else row for row in (answer_ids if answer_ids is not None else [None] * len(answers))]
+            lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+            flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+            nonzero = flat != 0
+            lengths = np.bincount(np.repeat(np.arange(len(rows)), lengths)[nonzero], minlength=len(rows))
+            truth, n_truth = _padded_rows(*_first_in_row(flat[nonzero], lengths))
             metrics.update(ranking_metrics(np.where(grid["item"] == 0, MISS, grid["item"]), truth, n_truth,
                                            self.ks, "pid_"))
         n_kept = placed.sum(1)
@@ -155,6 +158,23 @@ class RecScorer:
 
     # Ids of SID bodies: a canonical body (render_body's spelling) is its packed code, so equal ids are
     # equal strings; any other non-empty body gets a negative id of its own; "" (no prediction) is MISS.
+
+    def _answer_body_ids(self, answers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of every answer's SID bodies (``sid.extract_bodies`` before de-duplication), flat,
+        and their number per answer.  Answers made only of marked canonical SIDs are read at once."""
+        counts = np.full(len(answers), -1, dtype=np.int64)
+        packed = np.zeros(0, dtype=np.int64)
+        if self._packable:
+            counts, packed = sid_arrays.packed_units(answers, self._marked_pieces, self.fmt.codebook_size)
+        others = np.flatnonzero(counts < 0)
+        bodies = [sid.extract_bodies(answers[i]) for i in others.tolist()]
+        lengths = counts.copy()
+        lengths[others] = [len(b) for b in bodies]
+        read_at_once = np.repeat(counts >= 0, lengths)
+        flat = np.empty(int(lengths.sum()), dtype=np.int64)
+        flat[read_at_once] = packed
+        flat[~read_at_once] = self._body_ids([b for row in bodies for b in row])
+        return flat, lengths
 
     def _body_ids(self, bodies: list[str]) -> np.ndarray:
         ids = (sid_arrays.plain_packed(bodies, self._pieces, self.fmt.codebook_size) if self._packable
@@ -237,12 +257,23 @@ def _padded(values: np.ndarray, placed: np.ndarray, fill: object) -> np.ndarray:
     return out
 
 
-def _padded_rows(rows: Sequence[Sequence], flat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample target lists (given as the ids of all their items, in order) as a ``PAD``-filled
-    matrix, and the number of targets of each sample."""
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+def _padded_rows(flat_ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample target lists (the ids of all their items, row after row, ``lengths`` per row) as a
+    ``PAD``-filled matrix, and the number of targets of each sample."""
     placed = np.arange(lengths.max(initial=0)) < lengths[:, None]
     return _padded(flat_ids, placed, PAD), lengths
+
+
+def _first_in_row(flat_ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ids with repeats dropped, first occurrences kept in order (``dict.fromkeys`` per row)."""
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    order = np.lexsort((flat_ids, owner))            # stable: equal ids of a row stay in row order
+    sorted_owner, sorted_ids = owner[order], flat_ids[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (sorted_owner[1:] != sorted_owner[:-1]) | (sorted_ids[1:] != sorted_ids[:-1])
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[first]] = True
+    return flat_ids[keep], np.bincount(owner[keep], minlength=len(lengths)).astype(np.int64)
 
 
 def _first_occurrences(placed: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
