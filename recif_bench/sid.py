@@ -13,6 +13,7 @@ Two kinds of strings are handled:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import re
@@ -23,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from recif_bench import sid_arrays
+from recif_bench import sid_arrays, sid_map_cache
 
 SID_BEGIN = "<|sid_begin|>"
 SID_END = "<|sid_end|>"
@@ -300,12 +301,25 @@ class SidItemMap:
             raise FileNotFoundError(f"{path}: SID->item mapping file not found") from None
         self = cls.__new__(cls)
         self.fmt, self.seed, self.source = fmt, seed, str(path)
+        digest = hashlib.sha256(data).hexdigest()
+        cached = sid_map_cache.load(digest, fmt.levels, fmt.codebook_size)
+        if cached is not None:
+            self._set_sorted(cached)
+            return self
         arrays = sid_arrays.item_map_arrays(data, fmt.codebook_size ** fmt.levels)   # without json, if it can
         if arrays is None:
             arrays = _arrays_from_json(data, fmt, path)
         del data
         self._set_arrays(*arrays)
+        sid_map_cache.store(digest, fmt.levels, fmt.codebook_size,
+                            {name: getattr(self, name) for name in sid_map_cache.FIELDS})
         return self
+
+    def _set_sorted(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Arrays already in :meth:`_set_arrays`' order (from the cache)."""
+        for name in sid_map_cache.FIELDS:
+            setattr(self, name, arrays[name])
+        self._best = None
 
     def __contains__(self, codes: Sequence[int]) -> bool:
         try:

@@ -10,11 +10,13 @@ Two readers work on raw characters instead of one Python call per string or per 
   reference's layout, without building a Python object per item (``json.loads`` of the 432k-SID file
   takes a second and most of the scoring memory).
 
-Both rest on one idea: collapse every run of digits to a single ``0`` and what is left, the
-*skeleton*, must equal the skeleton of a well-formed string byte for byte; the numbers are then
-read from the digit runs in order.  Both are exact or abstain: a string that is not canonical is
-refused (-1) and read the slow way; a mapping file with anything unexpected gives ``None`` and is
-read with ``json``, which also names what is wrong.
+The strings are read by a small parser run on all of them at once: its state, the read position
+of every string, is a numpy array, and each step checks one fixed piece (8 bytes per comparison)
+or reads one code.  The mapping file is checked whole: with every run of digits collapsed to one
+``0``, what is left (the *skeleton*) must equal, byte for byte, the skeleton ``json.dumps`` writes
+for the lists found; the numbers are then read in order.  Both are exact or abstain: a string that
+is not canonical is refused (-1) and read the slow way; a mapping file with anything unexpected
+gives ``None`` and is read with ``json``, which also names what is wrong.
 """
 
 from __future__ import annotations
@@ -28,22 +30,7 @@ _CHUNK = 1 << 15        # strings per pass: the joined text and its masks stay i
 _INT64_MAX = np.iinfo(np.int64).max
 _TO_SPACE = bytes(byte if 48 <= byte < 58 else 32 for byte in range(256))   # digits kept, the rest blank
 _TO_ZERO = bytes(48 if 48 <= byte < 58 else byte for byte in range(256))    # every digit a 0
-_IS_DIGIT = bytes(int(48 <= byte < 58) for byte in range(256))
-
-
-def _digit_masks(text: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Per byte: is a digit; starts a run of digits (``bytes.translate`` is the fast way in)."""
-    digit = np.frombuffer(text.translate(_IS_DIGIT), dtype=bool)
-    start = digit.copy()
-    start[1:] &= ~digit[:-1]
-    return digit, start
-
-
-def _skeleton(text: bytes, digit: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """The bytes with every run of digits collapsed to one ``0``."""
-    keep = ~digit
-    keep |= start
-    return np.frombuffer(text.translate(_TO_ZERO), dtype=np.uint8)[keep]
+_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)   # a value below 10**n has at most n digits
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,97 +47,115 @@ def packed_units(strings: Sequence[str], pieces: Sequence[str], codebook_size: i
     spelling, ASCII digits without leading zeros, every code below ``codebook_size``; two canonical
     units are equal strings exactly when their packed codes are equal.  ``exactly_one``: a string
     must be one unit (a candidate body), not zero or several.
+
+    All strings are read together, one piece or code at a time: a small parser whose state (the
+    read position of every string still being read) is a numpy array.
     """
-    levels = len(pieces) - 1
-    unit = "0".join(pieces).encode("ascii")                 # the unit's skeleton
     max_digits = len(str(codebook_size - 1))
     counts = np.full(len(strings), -1, dtype=np.int64)
-    packed_parts = []
-    if any(ch.isdigit() for piece in pieces for ch in piece) or max_digits > 18:
+    if any(ch.isdigit() or ch == "\n" for piece in pieces for ch in piece) or max_digits > 18:
         return counts, np.zeros(0, dtype=np.int64)
+    encoded = [piece.encode("ascii") for piece in pieces]
+    pad = b"\n" * (sum(map(len, encoded)) + len(pieces) * (max_digits + 8) + 16)   # reads past the end see newlines
+    packed_parts = []
     for lo in range(0, len(strings), _CHUNK):
         chunk = list(strings[lo:lo + _CHUNK])
-        joined = "\n".join(chunk)
+        try:
+            joined = "\n".join(chunk)
+        except TypeError:                                   # not all strings: read as str() writes them
+            chunk = list(map(str, chunk))
+            joined = "\n".join(chunk)
         refused = np.zeros(len(chunk), dtype=bool)
         if not joined.isascii() or joined.count("\n") != len(chunk) - 1:   # rows must be lines of bytes
             for i, text in enumerate(chunk):
                 if not text.isascii() or "\n" in text:
-                    refused[i], chunk[i] = True, "\x01"
+                    refused[i], chunk[i] = True, ""
             joined = "\n".join(chunk)
-        n_counts, values = _chunk_units(joined.encode("ascii"), len(chunk), unit, levels, max_digits,
-                                        codebook_size, exactly_one)
-        n_counts[refused] = -1
-        counts[lo:lo + len(chunk)] = n_counts
+        n_units, values = _read_units(joined.encode("ascii") + pad, len(chunk), encoded, max_digits,
+                                      codebook_size, exactly_one)
+        n_units[refused] = -1
+        counts[lo:lo + len(chunk)] = n_units
         packed_parts.append(values)
     return counts, (np.concatenate(packed_parts) if packed_parts else np.zeros(0, dtype=np.int64))
 
 
-def _chunk_units(text: bytes, n_rows: int, unit: bytes, levels: int, max_digits: int, codebook_size: int,
-                 exactly_one: bool) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`packed_units` of ``n_rows`` newline-separated ASCII strings (no newline inside one)."""
+def _read_units(text: bytes, n_rows: int, pieces: list[bytes], max_digits: int, codebook_size: int,
+                exactly_one: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Units of ``n_rows`` newline-separated rows (no newline inside one; ``text`` padded with newlines).
+
+    Returns the unit count of every row (-1 = not canonical) and the packed codes of the units of
+    every row read to its end, row after row."""
     a = np.frombuffer(text, dtype=np.uint8)
-    digit, start = _digit_masks(text)
-    skeleton = _skeleton(text, digit, start)
-    row_start, row_end = _rows(skeleton, n_rows)
-    length = row_end - row_start
-    n_units = np.where(length % len(unit) == 0, length // len(unit), -1)
-    if exactly_one:
-        n_units[n_units != 1] = -1
-    # every unit of a row must have the unit's skeleton
-    units_of = np.maximum(n_units, 0)
-    first = np.repeat(row_start, units_of) + len(unit) * _within(units_of)
-    if len(first):
-        windows = np.lib.stride_tricks.sliding_window_view(skeleton, len(unit))[first]
-        unit_ok = (windows == np.frombuffer(unit, dtype=np.uint8)).all(1)
-        n_units[np.repeat(np.arange(n_rows), units_of)[~unit_ok]] = -1
-    # the codes: each good row's runs of digits, in order, read from the raw bytes
-    raw_start = np.concatenate([[0], np.flatnonzero(a == 10) + 1])
-    runs = np.flatnonzero(start)
-    first_run = np.searchsorted(runs, raw_start)
-    good = n_units > 0
-    per_row = np.where(good, n_units * levels, 0)
-    run_index = np.repeat(first_run, per_row) + _within(per_row)
-    value, canonical = _run_values(a, digit, runs[run_index], max_digits)
-    canonical &= value < codebook_size
-    owner = np.repeat(np.arange(n_rows), per_row)
-    n_units[owner[~canonical]] = -1
-    keep = np.repeat(n_units > 0, per_row)
-    codes = value[keep].reshape(-1, levels)
-    packed = np.zeros(len(codes), dtype=np.int64)
-    for level in range(levels):
-        packed = packed * codebook_size + codes[:, level]
-    return n_units, packed
+    words = _words(text)
+    newlines = np.flatnonzero(a == 10)[:n_rows]
+    row_end = newlines
+    counts = np.full(n_rows, -1, dtype=np.int64)
+    rows, pos = np.arange(n_rows), np.concatenate([[0], newlines[:-1] + 1])
+    found_rows, found_codes = [], []
+    unit = 0
+    while len(rows):
+        if not exactly_one or unit == 1:                   # a row read to its end is complete
+            done = pos == row_end[rows]
+            counts[rows[done]] = unit
+            rows, pos = rows[~done], pos[~done]
+            if exactly_one or not len(rows):
+                break
+        ok = np.ones(len(rows), dtype=bool)
+        packed = np.zeros(len(rows), dtype=np.int64)
+        for piece in pieces[:-1]:
+            ok &= _matches(words, pos, piece)
+            value, length, canonical = _read_code(words, pos + len(piece), max_digits)
+            ok &= canonical & (value < codebook_size)
+            packed = packed * codebook_size + value
+            pos = pos + len(piece) + length
+        ok &= _matches(words, pos, pieces[-1])
+        pos = pos + len(pieces[-1])
+        rows, pos = rows[ok], pos[ok]                      # the others stay at -1
+        found_rows.append(rows)
+        found_codes.append(packed[ok])
+        unit += 1
+    if not found_rows:
+        return counts, np.zeros(0, dtype=np.int64)
+    row_of, codes = np.concatenate(found_rows), np.concatenate(found_codes)
+    order = np.argsort(row_of, kind="stable")              # row after row, units in reading order
+    row_of, codes = row_of[order], codes[order]
+    return counts, codes[counts[row_of] >= 0]
 
 
-def _rows(skeleton: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    newlines = np.flatnonzero(skeleton == 10)
-    assert len(newlines) == n_rows - 1, "rows are newline-separated"
-    return (np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(skeleton)]]))
+def _words(text: bytes) -> np.ndarray:
+    """The 8 bytes starting at every position, as little-endian integers (an unaligned view, no copy)."""
+    return np.ndarray(shape=(len(text) - 7,), dtype="<u8", buffer=text, strides=(1,))
 
 
-def _within(lengths: np.ndarray) -> np.ndarray:
-    """``0..n-1`` for every ``n`` of ``lengths``, concatenated."""
-    total = int(lengths.sum())
-    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.arange(total) - offsets
+def _matches(words: np.ndarray, positions: np.ndarray, piece: bytes) -> np.ndarray:
+    """Whether ``piece`` is written at each position, compared 8 bytes at a time."""
+    ok = np.ones(len(positions), dtype=bool)
+    for lo in range(0, len(piece), 8):
+        part = piece[lo:lo + 8]
+        mask = np.uint64((1 << (8 * len(part))) - 1)
+        ok &= (words[positions + lo] & mask) == np.uint64(int.from_bytes(part, "little"))
+    return ok
 
 
-def _run_values(a: np.ndarray, digit: np.ndarray, starts: np.ndarray, max_digits: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Value of the digit run at each start, and whether it is canonical (at most ``max_digits``
-    digits, no leading zero)."""
-    value = np.zeros(len(starts), dtype=np.int64)
-    alive = np.ones(len(starts), dtype=bool)
-    last = len(a) - 1
+def _read_code(words: np.ndarray, positions: np.ndarray, max_digits: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The number written at each position: value, digit count, and whether it is canonical
+    (1 to ``max_digits`` digits, no leading zero)."""
+    value = np.zeros(len(positions), dtype=np.int64)
+    length = np.zeros(len(positions), dtype=np.int64)
+    alive = np.ones(len(positions), dtype=bool)
     for j in range(max_digits + 1):
-        at = np.minimum(starts + j, last)
-        alive &= digit[at] & (starts + j <= last)
+        if j % 8 == 0:
+            block = words[positions + j].view(np.uint8).reshape(-1, 8)    # little-endian: byte k is column k
+        digit = block[:, j % 8] - np.uint8(48)
+        if j == 0:
+            first = digit
+        alive &= digit < 10
         if j == max_digits:
             break
-        value = np.where(alive, value * 10 + (a[at].astype(np.int64) - 48), value)
-    too_long = alive
-    leading_zero = (a[starts] == 48) & digit[np.minimum(starts + 1, last)] & (starts + 1 <= last)
-    return value, ~too_long & ~leading_zero
+        value = np.where(alive, value * 10 + digit, value)
+        length += alive
+    return value, length, (length > 0) & ~alive & ((length == 1) | (first != 0))
 
 
 def plain_packed(strings: Sequence[str], pieces: Sequence[str], codebook_size: int) -> np.ndarray:
@@ -181,29 +186,37 @@ def item_map_arrays(data: bytes, key_limit: int) -> tuple[np.ndarray, ...] | Non
     text = data.strip()
     if text[:1] != b"{" or text[-1:] != b"}":
         return None
-    digit, start = _digit_masks(text)
-    if (start[:-1] & digit[1:] & (np.frombuffer(text, dtype=np.uint8)[:-1] == 48)).any():
-        return None                                      # a leading zero: not a JSON number
-    skeleton = _skeleton(text, digit, start)
-    del digit, start
-    skeleton_bytes = skeleton.tobytes()
-    if skeleton_bytes == b"{}":
+    zeroed = np.frombuffer(text.translate(_TO_ZERO), dtype=np.uint8)   # digits are the only 0s
+    repeated = zeroed == 48
+    repeated[1:] &= repeated[:-1].copy()                 # a 0 right after a 0: the rest of a run
+    repeated[0] = False
+    np.logical_not(repeated, out=repeated)
+    skeleton = zeroed[repeated].tobytes()
+    del zeroed, repeated
+    if skeleton == b"{}":
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(5))
-    first_item = skeleton_bytes.find(b"{", 1)
-    layout = _item_layout(skeleton_bytes[first_item:skeleton_bytes.find(b"}", first_item) + 1])
-    if first_item < 0 or layout is None:
+    first_item = skeleton.find(b"{", 1)
+    layout = _item_layout(skeleton[first_item:skeleton.find(b"}", first_item) + 1]) if first_item > 0 else None
+    if layout is None:
         return None
     item, fields, (item_sep, key_sep) = layout
-    lists = np.flatnonzero(skeleton == ord("["))
-    items = np.flatnonzero(skeleton == ord("{"))[1:]
+    marks = np.frombuffer(skeleton, dtype=np.uint8)
+    lists = np.flatnonzero(marks == ord("["))
+    items = np.flatnonzero(marks == ord("{"))[1:]
     lengths = np.diff(np.searchsorted(items, lists), append=len(items)).astype(np.int64)
-    del skeleton
-    if skeleton_bytes != _expected_skeleton(lengths, item, item_sep.encode(), key_sep.encode()):
+    del marks, items
+    if skeleton != _expected_skeleton(lengths, item, item_sep.encode(), key_sep.encode()):
         return None
-    values = np.fromstring(text.translate(_TO_SPACE), dtype=np.int64, sep=" ")
+    del skeleton
+    blanked = text.translate(_TO_SPACE)
+    values = np.fromstring(blanked, dtype=np.int64, sep=" ")
     n_fields = len(fields)
     if len(values) != len(lengths) + n_fields * int(lengths.sum()) or (len(values) and values.max() == _INT64_MAX):
         return None                                      # a number beyond int64
+    # every run of digits is as long as its value written plainly: no leading zero (not a JSON number)
+    n_digits = len(values) + int(np.searchsorted(_POWERS_OF_TEN, values, "right").sum())
+    if len(blanked) - blanked.count(b" ") != n_digits:
+        return None
     key_at = np.cumsum(1 + n_fields * lengths) - (1 + n_fields * lengths)
     keys = values[key_at]
     table = np.delete(values, key_at).reshape(-1, n_fields)

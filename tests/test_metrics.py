@@ -119,3 +119,18 @@ def test_wuauc_equals_sklearn_per_user_with_ties():
             total += roc_auc_score(labels[mask], scores[mask]) * mask.sum()
             weight += mask.sum()
     assert wuauc(scores, labels, users) == pytest.approx(total / weight)
+
+
+def test_batch_gc_raises_the_threshold_and_restores_it():
+    import gc
+
+    from recif_bench.gc_tuning import BATCH_THRESHOLD, batch_gc
+
+    before = gc.get_threshold()
+    with batch_gc():
+        assert gc.get_threshold()[0] == max(BATCH_THRESHOLD, before[0])
+        assert gc.get_threshold()[1:] == before[1:]
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), batch_gc():
+        raise RuntimeError("an evaluation error")
+    assert gc.get_threshold() == before

@@ -15,6 +15,7 @@ def main() -> None:
     from lm_eval.__main__ import cli_evaluate
 
     from recif_bench import stock_guard, tasks_dir
+    from recif_bench.gc_tuning import batch_gc
     from recif_bench.models import register_all
 
     register_all()
@@ -22,7 +23,8 @@ def main() -> None:
     os.environ[stock_guard.MODEL_ENV] = _model_name(argv)   # our backends are exempt from the stock checks
     if argv and argv[0] in ("run", "validate") and "--include_path" not in argv:
         sys.argv = [sys.argv[0], *argv, "--include_path", tasks_dir()]
-    cli_evaluate()
+    with batch_gc():
+        cli_evaluate()
 
 
 def _model_name(argv: list[str]) -> str:

@@ -51,14 +51,24 @@ def wuauc(scores: Sequence[float], labels: Sequence[int], users: Sequence) -> fl
         return 0.0
     import pandas as pd
 
-    frame = pd.DataFrame({"user": list(users), "score": np.asarray(scores, dtype=float),
-                          "label": np.asarray(labels, dtype=int)})
-    frame["rank"] = frame.groupby("user")["score"].rank(method="average")
-    per_user = frame.groupby("user").agg(n=("label", "size"), pos=("label", "sum"))
-    per_user["pos_rank_sum"] = frame[frame["label"] == 1].groupby("user")["rank"].sum()
-    per_user["neg"] = per_user["n"] - per_user["pos"]
-    mixed = per_user[(per_user["pos"] > 0) & (per_user["neg"] > 0)]
-    if mixed.empty:
+    user, _ = pd.factorize(np.asarray(users, dtype=object))
+    score, label = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    order = np.lexsort((score, user))                 # by user, then score
+    user, score, label = user[order], score[order], label[order]
+    n = len(user)
+    new_user = np.r_[True, user[1:] != user[:-1]]
+    new_value = new_user | np.r_[True, score[1:] != score[:-1]]
+    user_start = np.maximum.accumulate(np.where(new_user, np.arange(n), 0))
+    tie_start = np.maximum.accumulate(np.where(new_value, np.arange(n), 0))
+    tie_end = np.r_[tie_start[1:] != tie_start[:-1], True].nonzero()[0]     # last index of each tie group
+    last_of_tie = np.repeat(tie_end, np.diff(np.r_[-1, tie_end]))
+    rank = (tie_start + last_of_tie) / 2 - user_start + 1                # average rank within the user
+    size = np.bincount(user)
+    pos = np.bincount(user, weights=label)
+    pos_rank_sum = np.bincount(user, weights=rank * label)
+    neg = size - pos
+    mixed = (pos > 0) & (neg > 0)
+    if not mixed.any():
         return 0.0
-    user_auc = (mixed["pos_rank_sum"] - mixed["pos"] * (mixed["pos"] + 1) / 2) / (mixed["pos"] * mixed["neg"])
-    return float(np.average(user_auc, weights=mixed["n"]))
+    user_auc = (pos_rank_sum[mixed] - pos[mixed] * (pos[mixed] + 1) / 2) / (pos[mixed] * neg[mixed])
+    return float(np.average(user_auc, weights=size[mixed]))

@@ -26,6 +26,7 @@ import math
 from typing import Container, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from recif_bench import sid, sid_arrays
 from recif_bench.benchmark import RECIF_K
@@ -134,7 +135,7 @@ class RecScorer:
             raise ValueError(f"{len(candidates)} candidate lists, {len(answers)} answers"
                              + (f", {len(answer_ids)} answer id lists" if answer_ids is not None else ""))
         lengths = np.fromiter(map(len, candidates), dtype=np.int64, count=len(candidates))
-        columns = self._parse([c for cands in candidates for c in cands])
+        columns = self._parse(list(itertools.chain.from_iterable(candidates)))
         placed = np.arange(lengths.max(initial=0)) < lengths[:, None]     # (n, K) real candidate slots
         if self.dedup:
             placed, columns = _first_occurrences(placed, columns)
@@ -200,8 +201,6 @@ class RecScorer:
         writes), is read for all generations at once; the others one distinct string at a time.
         """
         n = len(generations)
-        if set(map(type, generations)) - {str}:
-            generations = list(map(str, generations))
         packed = (sid_arrays.plain_packed(generations, self._pieces, self.fmt.codebook_size) if self._packable
                   else np.full(n, -1))
         body, valid, sid_packed = packed.copy(), packed >= 0, packed.copy()
@@ -209,14 +208,18 @@ class RecScorer:
         legal_other = np.zeros(len(others), dtype=bool)
         seen: dict[str, tuple[int, bool, int, bool]] = {}
         for j, i in enumerate(others.tolist()):
-            text = generations[i]
+            text = str(generations[i])
             parsed = seen.get(text)
             if parsed is None:
                 parsed = seen[text] = self._parse_one(text)
             body[i], valid[i], sid_packed[i], legal_other[j] = parsed
-        # each distinct packed SID looked up once, in sorted order; canonical bodies are their own item key
-        distinct, where = np.unique(sid_packed, return_inverse=True)
-        where = where.reshape(-1)
+        # each distinct packed SID looked up once, in sorted order (a hash table finds them: sorting
+        # 4.2M ids would cost more than the lookups)
+        where, distinct = pd.factorize(sid_packed)
+        order = np.argsort(distinct)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        where, distinct = rank[where], distinct[order]
         legal = self._legal_packed(distinct)[where]
         legal[others] = legal_other
         item = (self.item_map.items_for_packed(distinct, self.strategy)[where] if self.item_map is not None
@@ -267,12 +270,21 @@ def _padded_rows(flat_ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray,
 def _first_in_row(flat_ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ids with repeats dropped, first occurrences kept in order (``dict.fromkeys`` per row)."""
     owner = np.repeat(np.arange(len(lengths)), lengths)
-    order = np.lexsort((flat_ids, owner))            # stable: equal ids of a row stay in row order
-    sorted_owner, sorted_ids = owner[order], flat_ids[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (sorted_owner[1:] != sorted_owner[:-1]) | (sorted_ids[1:] != sorted_ids[:-1])
-    keep = np.zeros(len(order), dtype=bool)
-    keep[order[first]] = True
+    width = int(lengths.max(initial=0))
+    if width <= 64:                                   # short rows: compare each id with those before it
+        placed = np.arange(width) < lengths[:, None]
+        grid = _padded(flat_ids, placed, PAD)
+        repeat = np.zeros(placed.shape, dtype=bool)
+        for j in range(1, width):
+            repeat[:, j] = (grid[:, :j] == grid[:, j:j + 1]).any(1)
+        keep = ~repeat[placed]
+    else:                                             # long rows: sort (stable, so row order is kept)
+        order = np.lexsort((flat_ids, owner))
+        sorted_owner, sorted_ids = owner[order], flat_ids[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (sorted_owner[1:] != sorted_owner[:-1]) | (sorted_ids[1:] != sorted_ids[:-1])
+        keep = np.zeros(len(order), dtype=bool)
+        keep[order[first]] = True
     return flat_ids[keep], np.bincount(owner[keep], minlength=len(lengths)).astype(np.int64)
 
 
