@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-_CHUNK = 1 << 15        # strings per pass: the joined text and its masks stay in the CPU caches
+_CHUNK = 1 << 16        # strings per pass: the joined text and its masks stay in the CPU caches
 _INT64_MAX = np.iinfo(np.int64).max
 _TO_SPACE = bytes(byte if 48 <= byte < 58 else 32 for byte in range(256))   # digits kept, the rest blank
 _TO_ZERO = bytes(48 if 48 <= byte < 58 else byte for byte in range(256))    # every digit a 0
@@ -66,31 +66,39 @@ def packed_units(strings: Sequence[str], pieces: Sequence[str], codebook_size: i
             chunk = list(map(str, chunk))
             joined = "\n".join(chunk)
         refused = np.zeros(len(chunk), dtype=bool)
-        if not joined.isascii() or joined.count("\n") != len(chunk) - 1:   # rows must be lines of bytes
-            for i, text in enumerate(chunk):
-                if not text.isascii() or "\n" in text:
+        text, newlines = _lines(joined, len(chunk), pad)
+        if newlines is None:                                # rows must be lines of ASCII bytes
+            for i, row in enumerate(chunk):
+                if not row.isascii() or "\n" in row:
                     refused[i], chunk[i] = True, ""
-            joined = "\n".join(chunk)
-        n_units, values = _read_units(joined.encode("ascii") + pad, len(chunk), encoded, max_digits,
-                                      codebook_size, exactly_one)
+            text, newlines = _lines("\n".join(chunk), len(chunk), pad)
+        n_units, values = _read_units(text, newlines, encoded, max_digits, codebook_size, exactly_one)
         n_units[refused] = -1
         counts[lo:lo + len(chunk)] = n_units
         packed_parts.append(values)
     return counts, (np.concatenate(packed_parts) if packed_parts else np.zeros(0, dtype=np.int64))
 
 
-def _read_units(text: bytes, n_rows: int, pieces: list[bytes], max_digits: int, codebook_size: int,
+def _lines(joined: str, n_rows: int, pad: bytes) -> tuple[bytes, np.ndarray | None]:
+    """The padded ASCII bytes of ``n_rows`` joined rows and the newline ending each row (None when
+    a row is not ASCII or holds a newline itself)."""
+    if not joined.isascii():
+        return b"", None
+    text = joined.encode("ascii") + pad
+    newlines = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
+    return text, (newlines[:n_rows] if len(newlines) == n_rows + len(pad) - 1 else None)
+
+
+def _read_units(text: bytes, row_end: np.ndarray, pieces: list[bytes], max_digits: int, codebook_size: int,
                 exactly_one: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Units of ``n_rows`` newline-separated rows (no newline inside one; ``text`` padded with newlines).
+    """Units of the rows ending at ``row_end`` (newlines; ``text`` padded with newlines).
 
     Returns the unit count of every row (-1 = not canonical) and the packed codes of the units of
     every row read to its end, row after row."""
-    a = np.frombuffer(text, dtype=np.uint8)
+    n_rows = len(row_end)
     words = _words(text)
-    newlines = np.flatnonzero(a == 10)[:n_rows]
-    row_end = newlines
     counts = np.full(n_rows, -1, dtype=np.int64)
-    rows, pos = np.arange(n_rows), np.concatenate([[0], newlines[:-1] + 1])
+    rows, pos = np.arange(n_rows), np.concatenate([[0], row_end[:-1] + 1])
     found_rows, found_codes = [], []
     unit = 0
     while len(rows):
@@ -141,9 +149,11 @@ def _read_code(words: np.ndarray, positions: np.ndarray, max_digits: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The number written at each position: value, digit count, and whether it is canonical
     (1 to ``max_digits`` digits, no leading zero)."""
-    value = np.zeros(len(positions), dtype=np.int64)
-    length = np.zeros(len(positions), dtype=np.int64)
+    kind = np.int32 if max_digits <= 9 else np.int64          # half the memory traffic for codebooks < 10**9
+    value = np.zeros(len(positions), dtype=kind)
+    length = np.zeros(len(positions), dtype=np.int8)
     alive = np.ones(len(positions), dtype=bool)
+    ten = kind(10)
     for j in range(max_digits + 1):
         if j % 8 == 0:
             block = words[positions + j].view(np.uint8).reshape(-1, 8)    # little-endian: byte k is column k
@@ -153,9 +163,10 @@ def _read_code(words: np.ndarray, positions: np.ndarray, max_digits: int
         alive &= digit < 10
         if j == max_digits:
             break
-        value = np.where(alive, value * 10 + digit, value)
+        value = np.where(alive, value * ten + digit, value)
         length += alive
-    return value, length, (length > 0) & ~alive & ((length == 1) | (first != 0))
+    canonical = (length > 0) & ~alive & ((length == 1) | (first != 0))
+    return value.astype(np.int64), length.astype(np.int64), canonical
 
 
 def plain_packed(strings: Sequence[str], pieces: Sequence[str], codebook_size: int) -> np.ndarray:
