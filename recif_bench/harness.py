@@ -113,12 +113,14 @@ def score_rec_corpus(resps: Sequence[Sequence[Any]], docs: Sequence[dict]) -> li
     """
     rows: list[dict[str, float]] = [{}] * len(docs)
     groups: dict[tuple, list[int]] = {}
+    settings_of = itemgetter(*_SETTING_FIELDS)
     for i, doc in enumerate(docs):
-        groups.setdefault(itemgetter(*_SETTING_FIELDS)(doc), []).append(i)
+        groups.setdefault(settings_of(doc), []).append(i)
     for members in groups.values():
-        scored = _rec_scorer(*_scorer_settings(docs[members[0]])).score_rows([_candidates(resps[i]) for i in members],
-                                                   [docs[i]["answer"] for i in members],
-                                                   [docs[i]["answer_ids"] or None for i in members])
+        candidates = [resps[i][0] if resps[i] and type(resps[i][0]) is list else _candidates(resps[i])
+                      for i in members]            # our backends' K candidates, without a call per document
+        scored = _rec_scorer(*_scorer_settings(docs[members[0]])).score_rows(
+            candidates, [docs[i]["answer"] for i in members], [docs[i]["answer_ids"] or None for i in members])
         for i, row in zip(members, scored):
             rows[i] = row
     return rows

@@ -48,8 +48,10 @@ def first_hit_ranks(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
     if truth.shape[1] == 0 or preds.shape[1] == 0:
         return out
     for lo in range(0, len(preds), _BLOCK):
-        equal = preds[lo:lo + _BLOCK, :, None] == truth[lo:lo + _BLOCK, None, :]
-        out[lo:lo + _BLOCK] = np.where(equal.any(1), equal.argmax(1), NOT_FOUND)
+        equal = truth[lo:lo + _BLOCK, :, None] == preds[lo:lo + _BLOCK, None, :]     # (block, G, K)
+        first = equal.argmax(2)
+        hit = np.take_along_axis(equal, first[:, :, None], 2)[:, :, 0]
+        out[lo:lo + _BLOCK] = np.where(hit, first, NOT_FOUND)
     return out
 
 
