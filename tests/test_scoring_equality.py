@@ -157,11 +157,24 @@ def assert_rows_equal(got: dict, want: dict) -> None:
         assert got[name] == pytest.approx(want[name], abs=1e-12, rel=0), name
 
 
+def thinking(samples: list, seed: int) -> list:
+    """The thinking flow's candidates: a thought, ``</think>\n`` and the answer (some left as they were)."""
+    rng = random.Random(seed)
+    out = [([f"thought {rng.random()}</think>\n" + c if rng.random() < 0.8 else c for c in cands], answer, ids)
+           for cands, answer, ids in samples]
+    first = next(i for i, (cands, _, _) in enumerate(out) if cands)
+    out[first][0][0] = "the first one thinks</think>\n" + out[first][0][0]   # the scorer takes the thinking route
+    return out
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("dedup", [False, True])
-def test_corpus_scores_equal_the_per_sample_definition(tmp_path, seed, dedup):
+@pytest.mark.parametrize("thinks", [False, True])
+def test_corpus_scores_equal_the_per_sample_definition(tmp_path, seed, dedup, thinks):
     fmt = sid.SidFormat(3, 64)
     cat, samples = corpus(seed, fmt)
+    if thinks:
+        samples = thinking(samples, seed)
     path = tmp_path / "sid2pid.json"
     sid.write_item_map(path, cat, fmt)
     raw = json.loads(path.read_text())

@@ -199,12 +199,20 @@ class RecScorer:
     def _parse(self, generations: list[str]) -> dict[str, np.ndarray]:
         """Per generation: body id, has a valid SID, legal, item id (0 = none).
 
-        The common case, a generation that is exactly a canonical SID body (what beam search
-        writes), is read for all generations at once; the others one distinct string at a time.
+        The common cases are read for all generations at once: a generation that is exactly a
+        canonical SID body (what beam search writes), or whose answer after the thought is one,
+        marked or not (what the thinking flow writes); the others one distinct string at a time.
         """
         n = len(generations)
-        packed = (sid_arrays.plain_packed(generations, self._pieces, self.fmt.codebook_size) if self._packable
-                  else np.full(n, -1))
+        packed = np.full(n, -1, dtype=np.int64)
+        if self._packable:
+            thinking = n > 0 and sid.THINK_END in str(generations[0])   # a route for speed; both are exact
+            if not thinking:
+                packed = sid_arrays.plain_packed(generations, self._pieces, self.fmt.codebook_size)
+            retry = np.flatnonzero(packed < 0)
+            if len(retry):
+                answers = [_marked_body(str(generations[i])) for i in retry.tolist()]
+                packed[retry] = sid_arrays.plain_packed(answers, self._pieces, self.fmt.codebook_size)
         body, valid, sid_packed = packed.copy(), packed >= 0, packed.copy()
         others = np.flatnonzero(packed < 0)
         legal_other = np.zeros(len(others), dtype=bool)
@@ -253,6 +261,18 @@ class RecScorer:
         if self.item_map is not None:
             return self.item_map.contains_packed(packed)
         return packed >= 0
+
+
+def _marked_body(generation: str) -> str:
+    """The answer after the thought without its ``<|sid_begin|>`` (and then ``<|sid_end|>``): when
+    that is a canonical body, it is the generation's body and item SID as :func:`sid.prediction_body`
+    and :func:`sid.item_codes` read them."""
+    answer = generation.rpartition(sid.THINK_END)[2].strip()
+    if answer.startswith(sid.SID_BEGIN):
+        answer = answer[len(sid.SID_BEGIN):]
+        if answer.endswith(sid.SID_END):
+            answer = answer[:-len(sid.SID_END)]
+    return answer
 
 
 def _padded(values: np.ndarray, placed: np.ndarray, fill: object) -> np.ndarray:
