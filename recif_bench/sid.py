@@ -136,10 +136,18 @@ def parse_body(text: str, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...]:
 
 
 def try_parse_body(text: str, fmt: SidFormat = DEFAULT_FORMAT) -> tuple[int, ...] | None:
-    try:
-        return parse_body(text, fmt)
-    except SidError:
+    """:func:`parse_body`, None instead of an error; without raising, as scoring calls it per malformed
+    candidate (the same test: the code tokens of every level in order, nothing else, codes in range)."""
+    body = text.strip()
+    if body.startswith(SID_BEGIN):
+        body = body[len(SID_BEGIN):]
+    if body.endswith(SID_END):
+        body = body[: -len(SID_END)]
+    match = fmt.body_pattern().fullmatch(body)
+    if match is None:
         return None
+    codes = tuple(map(int, match.groups()))
+    return codes if all(code < fmt.codebook_size for code in codes) else None
 
 
 def extract_bodies(text: str) -> list[str]:

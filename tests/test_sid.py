@@ -95,3 +95,24 @@ def test_seeded_index_is_fixed_by_seed_and_sid_and_spread_evenly():
     other = sid.seeded_index(1, packed, n)
     assert 0.6 < (other != first).mean() < 0.74                               # a new seed re-draws (2/3 expected)
     assert sid.seeded_index(5, packed[:4], np.ones(4, dtype=np.int64)).tolist() == [0] * 4
+
+
+def test_try_parse_body_agrees_with_parse_body():
+    import random
+
+    rng = random.Random(4)
+    fmt = sid.SidFormat(3, 64)
+    texts = []
+    for _ in range(3000):
+        body = sid.render_body([rng.randrange(64) for _ in range(3)], fmt)
+        texts.append(rng.choice([
+            body, " " + body + "\n", sid.SID_BEGIN + body, body + sid.SID_END, sid.render([1, 2, 3], fmt),
+            body.replace("_a_", "_b_"), body[:-2], body + body, body.replace("_1", "_01"), "<s_a_64><s_b_0><s_c_0>",
+            body.replace("<s_c_", "<s_d_"), "", "<s_a_1><s_b_2>", body.replace("2", "٢"), body + "x",
+        ]))
+    for text in texts:
+        try:
+            expected = sid.parse_body(text, fmt)
+        except sid.SidError:
+            expected = None
+        assert sid.try_parse_body(text, fmt) == expected, text
