@@ -1,5 +1,6 @@
-"""The one folder where recif-bench keeps what it builds once (mini-RecIF, embeddings, item codes, hashes, judge answers).
+"""The one folder where recif-bench keeps what it builds once.
 
+Mini-RecIF, embeddings, item codes, SID -> item map arrays, file hashes, judge answers: under
 ``$RECIF_BENCH_CACHE`` when set, else ``recif_bench`` under ``$XDG_CACHE_HOME`` (default ``~/.cache``), so a user
 or a CI job points every cache elsewhere with one variable.
 """

@@ -400,7 +400,8 @@ class SidItemMap:
         in ascending order, and the one at :func:`seeded_index` of the key."""
         lengths = (self.offsets[key_index + 1] - self.offsets[key_index]).astype(np.int64)
         owner = np.repeat(np.arange(len(key_index)), lengths)
-        entry = np.repeat(self.offsets[key_index] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        first_entry = self.offsets[key_index] - np.cumsum(lengths) + lengths      # minus each key's start in the list
+        entry = np.repeat(first_entry, lengths) + np.arange(int(lengths.sum()))
         if strategy != "random":
             after = self.counts_after[entry]
             top = np.full(len(key_index), np.iinfo(np.int64).min)

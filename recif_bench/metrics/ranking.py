@@ -146,7 +146,8 @@ class RecScorer:
         truth, n_truth = _padded_rows(*_first_in_row(*self._answer_body_ids(answers)))
         metrics = ranking_metrics(grid["body"], truth, n_truth, self.ks)
         if self.item_map is not None:
-            rows = [() if row is None else row for row in (answer_ids if answer_ids is not None else [None] * len(answers))]
+            given = answer_ids if answer_ids is not None else [None] * len(answers)
+            rows = [() if row is None else row for row in given]
             lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
             flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
             nonzero = flat != 0
