@@ -178,3 +178,19 @@ def test_demo_runs_the_demo_model_and_popularity_through_evaluate(tiny_model_dir
     assert demo_run["data"]["fingerprint"] == baseline["data"]["fingerprint"]
     table = capsys.readouterr().out.splitlines()[-3:]                # header, the video row, the ± legend
     assert table[0].split()[:2] == ["task", "metric"] and table[1].startswith("video") and "±" in table[2]
+
+
+def test_a_run_parses_each_mapping_file_once(mini_dir, tmp_path, monkeypatch):
+    """The data check reads every rec task's SID -> item file before generation; the other rec
+    tasks' checks and the scoring then take the stored arrays instead of parsing the file again."""
+    from recif_bench import sid, sid_arrays
+
+    monkeypatch.setenv("RECIF_BENCH_CACHE", str(tmp_path / "cache"))
+    sid._load_once.cache_clear()
+    parsed = []
+    real = sid_arrays.item_map_arrays
+    monkeypatch.setattr(sid_arrays, "item_map_arrays", lambda data, limit: parsed.append(len(data)) or real(data, limit))
+    summary = evaluate("popularity", "video,ad,product", EvalSettings(data_dir=mini_dir, limit=10, output=tmp_path / "r"))
+    assert len(parsed) == 2                                   # sid2pid.json (video, ad) and sid2iid.json (product)
+    assert len(list((tmp_path / "cache" / "item_maps").iterdir())) == 2
+    assert summary.record["tasks"]["product"]["metrics"]["pid_recall@32"] is not None
