@@ -60,6 +60,8 @@ def load_docs(recif_task: str, data_dir: str | None = None, thinking: Any = Fals
     rows.update({key: [value] * n for key, value in settings.items()})
     if info.kind == "rec" and mapping is not None and not mapping.exists():
         log.warning("%s: %s not found; item-level (pid_) metrics are not computed", info.name, mapping)
+    elif info.kind == "rec" and mapping is not None:
+        sid.load_item_map(mapping, fmt, seed=int(seed))   # now, before generation: a broken file stops the run here
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
 
 

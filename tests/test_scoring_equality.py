@@ -290,3 +290,21 @@ def test_the_rec_tasks_score_through_lm_eval_filters(tmp_path):
     for instance in instances:
         row = harness.process_rec(instance.doc, [instance.filtered_resps["none"]])
         assert_rows_equal(row, harness.process_rec(instance.doc, instance.resps))
+
+
+def test_lm_eval_reads_the_mapping_file_when_it_builds_the_task(mini_dir, tmp_path, monkeypatch):
+    """``load_docs`` (lm-eval's task building, before any generation) reads the rec task's SID -> item
+    file: a broken one stops the run there, naming the file, and scoring later finds it read."""
+    import shutil
+
+    monkeypatch.setenv("RECIF_BENCH_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(mini_dir, data)
+    sid._load_once.cache_clear()
+    docs = harness.load_docs("video", data_dir=str(data), limit=5)["test"]
+    assert sid._load_once.cache_info().currsize == 1             # read once, kept for the scorer
+    assert docs[0]["mapping"] == str(data / "sid2pid.json")
+    (data / "sid2pid.json").write_text('{"12": [{"pid": 1}], "oops"}')
+    sid._load_once.cache_clear()
+    with pytest.raises(sid.SidError, match="sid2pid.json: not valid JSON"):
+        harness.load_docs("ad", data_dir=str(data), limit=5)
