@@ -26,6 +26,7 @@ from recif_bench import results as res
 from recif_bench.benchmark import AMAZON_PREFIX, task_info
 from recif_bench.data.reader import DataError, LoadReport, load_task, resolve_data_dir
 from recif_bench.gc_tuning import batch_gc
+from recif_bench.lm_eval_shims import quiet_git_probe
 from recif_bench.itemic.collisions import CatalogueError
 from recif_bench.itemic.embed import EmbeddingError
 from recif_bench.judges import JudgeConfigError, JudgeSession
@@ -300,7 +301,7 @@ def _run_tasks(lm, tasks: list[str], metadata: dict, settings: EvalSettings) -> 
     manager = TaskManager(include_path=include, include_defaults=False, metadata=metadata)
     names = [task_info(t).lm_eval_name for t in tasks]
     seed = settings.seed
-    with batch_gc():
+    with batch_gc(), quiet_git_probe():
         return lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=manager, bootstrap_iters=0,
                                        log_samples=True, random_seed=seed, numpy_random_seed=seed,
                                        torch_random_seed=seed, fewshot_random_seed=seed) or {}

@@ -194,3 +194,14 @@ def test_a_run_parses_each_mapping_file_once(mini_dir, tmp_path, monkeypatch):
     assert len(parsed) == 2                                   # sid2pid.json (video, ad) and sid2iid.json (product)
     assert len(list((tmp_path / "cache" / "item_maps").iterdir())) == 2
     assert summary.record["tasks"]["product"]["metrics"]["pid_recall@32"] is not None
+
+
+def test_a_run_outside_a_git_checkout_prints_no_git_error(mini_dir, tmp_path, monkeypatch, capfd):
+    import lm_eval.evaluator
+
+    before = lm_eval.evaluator.get_git_commit_hash
+    monkeypatch.chdir(tmp_path)                               # not a git checkout
+    summary = evaluate("popularity", "video", EvalSettings(data_dir=mini_dir, limit=5, output=tmp_path / "r"))
+    assert summary.record["tasks"]["video"]["metrics"]["recall@32"] is not None
+    assert "not a git repository" not in capfd.readouterr().err
+    assert lm_eval.evaluator.get_git_commit_hash is before   # lm-eval is left as it was

@@ -16,6 +16,7 @@ def main() -> None:
 
     from recif_bench import stock_guard, tasks_dir
     from recif_bench.gc_tuning import batch_gc
+    from recif_bench.lm_eval_shims import quiet_git_probe
     from recif_bench.models import register_all
 
     register_all()
@@ -23,7 +24,7 @@ def main() -> None:
     os.environ[stock_guard.MODEL_ENV] = _model_name(argv)   # our backends are exempt from the stock checks
     if argv and argv[0] in ("run", "validate") and "--include_path" not in argv:
         sys.argv = [sys.argv[0], *argv, "--include_path", tasks_dir()]
-    with batch_gc():
+    with batch_gc(), quiet_git_probe():
         cli_evaluate()
 
 
