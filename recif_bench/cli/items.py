@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--niter", type=int, default=20)
             s.add_argument("--seed", type=int, default=0)
             s.add_argument("--sample", type=int, default=None, help="fit on N random items, then encode all")
-            s.add_argument("--threads", type=_threads, default=1,
-                           help="faiss threads while fitting (0 = faiss's default, every core; docs/items_and_amazon.md)")
+            s.add_argument("--threads", type=_threads, default=0,
+                           help="faiss threads while fitting (default 0 = faiss's own, every core; 1 on a busy "
+                                "shared machine, docs/items_and_amazon.md)")
             s.add_argument("--out", required=True, help="codebook file (.npz)")
         else:
             s.add_argument("--codebooks", required=True, help=".npz from `fit`, or the OneRec release model.pt")

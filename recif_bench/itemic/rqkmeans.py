@@ -61,10 +61,10 @@ def _kmeans_faiss(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
 def faiss_threads(threads: int | None) -> Iterator[None]:
     """faiss (OpenMP) limited to ``threads`` inside the block, restored after.
 
-    Why: faiss defaults to every core, and its OpenMP threads spin-wait at each iteration's
-    barrier; on a busy or shared machine two threads took 3x the CPU and 2.8x the wall time of
-    one (Beauty 3 x 256, level 1: 1.70 s CPU / 13.3 s wall vs 0.52 s / 4.6 s, docs/items_and_amazon.md).
-    ``None`` keeps faiss's own setting.
+    Why: faiss defaults to every core, which is fastest on a machine of one's own, but its OpenMP
+    threads spin-wait at each iteration's barrier: on a busy or shared machine two threads took 3x
+    the CPU and 2.8x the wall time of one (Beauty 3 x 256, level 1: 1.70 s CPU / 13.3 s wall vs
+    0.52 s / 4.6 s, docs/items_and_amazon.md).  ``None`` (the default) keeps faiss's own setting.
     """
     try:
         import faiss
@@ -134,7 +134,7 @@ class RQKMeans:
     """``RQKMeans(levels, codebook_size).fit(x)``; then ``encode(x) -> int codes [n, levels]``."""
 
     def __init__(self, levels: int = 3, codebook_size: int = 8192, backend: str = "auto", niter: int = 20,
-                 seed: int = 0, sample: int | None = None, threads: int | None = 1) -> None:
+                 seed: int = 0, sample: int | None = None, threads: int | None = None) -> None:
         if backend == "auto":
             backend = available_backends()[0]
         if backend not in KMEANS:
