@@ -11,8 +11,9 @@ Synthetic generation outputs of the full benchmark (spec recif_bench_eval §0): 
   ``ours-cold`` with an empty cache (the mapping files parsed), ``ours`` with the arrays the first
   run left in the cache (``recif_bench.sid_map_cache``: what every later evaluation on the same
   benchmark files does, and what scoring does the first time too: ``recif-eval``'s data check and
-  lm-eval's task building (``harness.load_docs``) read the mapping files before generation).  Both run under ``gc_tuning.batch_gc`` as ``recif-eval`` and
-  ``recif-lm-eval`` run lm-eval (the reference runs with Python's default collector settings).
+  lm-eval's task building (``harness.load_docs``) read the mapping files before generation).  Both
+  run under ``gc_tuning.batch_gc`` as ``recif-eval`` and ``recif-lm-eval`` run lm-eval (the
+  reference runs with Python's default collector settings).
 * reference: its algorithm re-expressed from spec §3.1-3.2 (not its code): per sample and
   candidate the SID extraction and the regex PID lookup in the json-loaded mapping, list / set
   metrics, label_pred's JSON probabilities and sklearn's AUC.  It reads the mapping file once per
