@@ -314,19 +314,20 @@ def _validate(root: Path, task: str, settings: EvalSettings, fmt: SidFormat) -> 
         return transfer.load(task, str(root), settings.item_ids, settings.text_augmented, settings.collision_mode,
                              limit=settings.limit, sample=settings.sample, seed=settings.seed)[2]
     _, report = load_task(root, task, limit=settings.limit, sample=settings.sample, seed=settings.seed, fmt=fmt)
-    _check_mapping(root, task, fmt)
+    _check_mapping(root, task, fmt, settings.seed)
     return report
 
 
-def _check_mapping(root: Path, task: str, fmt: SidFormat) -> None:
-    """The task's SID -> item file is read now, so a broken one stops the run before generation."""
-    from recif_bench.sid import SidItemMap
+def _check_mapping(root: Path, task: str, fmt: SidFormat, seed: int) -> None:
+    """The task's SID -> item file is read now, so a broken one stops the run before generation
+    (once per process and file: the other rec tasks' checks, their documents and scoring reuse it)."""
+    from recif_bench.sid import load_item_map
 
     mapping = task_info(task).mapping_file
     if not mapping or not (root / mapping).exists():
         return
     try:
-        items = SidItemMap.load(root / mapping, fmt)
+        items = load_item_map(root / mapping, fmt, seed=seed)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(root / mapping, f"unreadable SID -> item file ({type(exc).__name__})") from None
     if not len(items):
