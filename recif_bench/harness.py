@@ -97,13 +97,13 @@ def _rec_scorer(mapping: str, seed: int, levels: int, codebook: int, strategy: s
     return RecScorer(item_map=item_map, fmt=fmt, strategy=strategy, ks=(1, k))
 
 
-_SETTING_FIELDS = ("task", "mapping", "seed", "sid_levels", "sid_codebook", "sid_strategy")
+_settings_of = itemgetter("task", "mapping", "seed", "sid_levels", "sid_codebook", "sid_strategy")
 
 
 def _scorer_settings(doc: dict) -> tuple:
     """What a rec document's scorer depends on; metrics are at 1 and at the task's K (its beam width)."""
-    return (doc["mapping"], doc["seed"], doc["sid_levels"], doc["sid_codebook"], doc["sid_strategy"],
-            task_info(doc["task"]).k)
+    task, *settings = _settings_of(doc)
+    return (*settings, task_info(task).k)
 
 
 def score_rec_corpus(resps: Sequence[Sequence[Any]], docs: Sequence[dict]) -> list[dict[str, float]]:
@@ -115,9 +115,8 @@ def score_rec_corpus(resps: Sequence[Sequence[Any]], docs: Sequence[dict]) -> li
     """
     rows: list[dict[str, float]] = [{}] * len(docs)
     groups: dict[tuple, list[int]] = {}
-    settings_of = itemgetter(*_SETTING_FIELDS)
     for i, doc in enumerate(docs):
-        groups.setdefault(settings_of(doc), []).append(i)
+        groups.setdefault(_settings_of(doc), []).append(i)
     for members in groups.values():
         candidates = [resps[i][0] if resps[i] and type(resps[i][0]) is list else _candidates(resps[i])
                       for i in members]            # our backends' K candidates, without a call per document
