@@ -33,13 +33,15 @@ AMAZON = Path(os.environ.get("RECIF_AMAZON_DIR", Path(__file__).resolve().parent
 
 
 def beauty_embeddings(amazon: Path) -> np.ndarray | None:
+    from recif_bench.data.reader import DataError
+
     try:
         from recif_bench.data.amazon import load_amazon
         from recif_bench.itemic.embed import SentenceTransformerEmbedder, cached_embed
 
         data = load_amazon("beauty", amazon)
         return cached_embed([data.texts[i] for i in data.items], SentenceTransformerEmbedder("minilm"))
-    except (ImportError, OSError, ValueError) as exc:
+    except (ImportError, OSError, ValueError, DataError) as exc:
         print(f"(Beauty embeddings skipped: {exc})")
         return None
 
