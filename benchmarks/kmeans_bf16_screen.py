@@ -62,7 +62,8 @@ def screen_dtype() -> torch.dtype:
 
 
 def _unit_roundoff(dtype: torch.dtype) -> float:
-    """Twice the round-to-nearest unit of ``dtype``: slack over the textbook bound."""
+    """Largest relative error of rounding a result to ``dtype`` (round to nearest: 2^-precision;
+    float32 gets twice its 2^-24 as slack)."""
     return 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -23
 
 
