@@ -12,7 +12,7 @@ from recif_bench.itemic.codes import read_item_codes, write_item_codes
 from recif_bench.itemic.collisions import (CatalogueError, ItemCatalogue, ItemId, add_dedup_level,
                                            parse_generation, text_keywords)
 from recif_bench.itemic.embed import EmbeddingError, cached_embed, check_embeddings
-from recif_bench.itemic.rqkmeans import RQKMeans, collision_stats, quality_report
+from recif_bench.itemic.rqkmeans import BACKENDS, RQKMeans, collision_stats, quality_report
 
 LETTER_INDEX = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon" / "beauty" / "Beauty.index.json"
 
@@ -266,3 +266,92 @@ def test_faiss_threads_apply_inside_the_fit_only():
     default = RQKMeans(3, 4, backend="faiss", seed=1, threads=None).fit(x, progress=False)
     assert np.allclose(one.codebooks, default.codebooks, atol=1e-4)    # the thread count changes only the time
     assert faiss.omp_get_max_threads() == before
+
+
+# ---- the hartigan back-end (the default)
+
+def test_hartigan_moves_a_point_that_lloyd_keeps_by_hand():
+    """0 and 4 share a centroid at 2; 100 points sit at 6.5.  4 is nearer 2 (distance^2 4) than 6.5
+    (6.25), so Lloyd keeps it; Hartigan moves it: leaving saves 2/1 * 4 = 8, joining costs
+    100/101 * 6.25 = 6.19, and the total squared error falls from 8 to 6.19."""
+    import torch
+
+    from recif_bench.itemic.hartigan import _fit, _Points
+
+    points = torch.tensor([[0.0], [4.0]] + [[6.5]] * 100)
+    for dtype in (torch.float32, torch.bfloat16):
+        centroids = _fit(_Points(points, dtype), torch.tensor([[2.0], [6.5]]), rounds=3)
+        assert centroids[:, 0].tolist() == pytest.approx([0.0, (4.0 + 650.0) / 101])
+
+
+def test_hartigan_rounds_never_raise_the_error():
+    import torch
+
+    from recif_bench.itemic.hartigan import _Partition, _Points, _round
+
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(1500, 24)).astype(np.float32))
+    for dtype in (torch.float32, torch.bfloat16):
+        points = _Points(x, dtype)
+        _, _, assign = points.costs(x[:40], torch.ones(40), None, None)
+        part = _Partition(x, assign, 40)
+        errors = [float((x * x).sum()) - part.energy]
+        while _round(points, part) and len(errors) < 30:
+            errors.append(float((x * x).sum()) - part.energy)
+            exact = float(((x - part.centroids()[part.assign]) ** 2).sum())
+            assert errors[-1] == pytest.approx(exact, rel=1e-5)       # the energy is the real error
+        assert len(errors) > 3 and all(b < a for a, b in zip(errors, errors[1:]))
+
+
+def test_hartigan_ends_below_lloyd_in_both_precisions():
+    from sklearn.cluster import KMeans
+
+    from recif_bench.itemic.hartigan import hartigan_kmeans
+    from recif_bench.itemic.rqkmeans import nearest
+
+    x = np.random.default_rng(1).normal(size=(3000, 32)).astype(np.float32)
+    lloyd = KMeans(64, init="random", n_init=1, max_iter=20, random_state=0).fit(x).inertia_ / x.size
+    errors = {}
+    for precision in ("bfloat16", "float32"):
+        c = hartigan_kmeans(x, 64, rounds=6, seed=0, precision=precision)
+        assert c.shape == (64, 32) and c.dtype == np.float32
+        errors[precision] = float(((x - c[nearest(x, c)]) ** 2).mean())
+    assert max(errors.values()) < lloyd
+    assert errors["bfloat16"] == pytest.approx(errors["float32"], rel=0.01)
+    with pytest.raises(ValueError, match="unknown k-means precision 'half'"):
+        hartigan_kmeans(x, 64, rounds=6, seed=0, precision="half")
+
+
+def test_hartigan_edge_cases_repeated_rows_and_one_point_per_centroid():
+    from recif_bench.itemic.hartigan import hartigan_kmeans
+
+    same = np.ones((50, 8), np.float32)
+    assert np.array_equal(hartigan_kmeans(same, 4, 6, 0), np.ones((4, 8), np.float32))
+    y = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    found = hartigan_kmeans(y, 16, 6, 0)
+    assert np.allclose(found[np.lexsort(found.T)], y[np.lexsort(y.T)], atol=1e-5)   # each point its own centroid
+
+
+def test_rqkmeans_defaults_to_hartigan_with_its_own_round_count(tmp_path):
+    x, _ = planted()
+    model = RQKMeans(3, 4, seed=1).fit(x, progress=False)
+    assert (model.backend, model.niter) == ("hartigan", 6)
+    report = quality_report(model, x)
+    assert report[0].mse > report[1].mse > report[2].mse
+    assert report[0].mse < float(((x - x.mean(0)) ** 2).mean()) / 10
+    assert RQKMeans(3, 4, backend="faiss" if "faiss" in BACKENDS else "torch").niter == 20
+    assert RQKMeans.load(model.save(tmp_path / "cb.npz")).meta() == model.meta()
+    with pytest.raises(ValueError, match="niter must be a positive iteration count, got 0"):
+        RQKMeans(3, 4, niter=0)
+
+
+def test_recif_items_fit_defaults_and_bad_niter(tmp_path, capsys):
+    x, _ = planted()
+    np.save(tmp_path / "x.npy", x)
+    cb = tmp_path / "cb.npz"
+    assert items_cli.main(["fit", "--embeddings", str(tmp_path / "x.npy"), "--levels", "3", "--codebook-size", "4",
+                           "--out", str(cb)]) == 0
+    assert "(hartigan, " in capsys.readouterr().out
+    assert RQKMeans.load(cb).meta()["niter"] == 6
+    assert items_cli.main(["fit", "--embeddings", str(tmp_path / "x.npy"), "--codebook-size", "4", "--niter", "0",
+                           "--out", str(cb)]) == 2
+    assert capsys.readouterr().err.strip() == "recif-items: error: niter must be a positive iteration count, got 0"

@@ -20,7 +20,7 @@ import numpy as np
 from recif_bench.data.reader import DataError
 from recif_bench.itemic.collisions import CatalogueError, ItemCatalogue, ItemId
 from recif_bench.itemic.embed import EmbeddingError, check_embeddings
-from recif_bench.itemic.rqkmeans import RQKMeans, collision_stats, format_report, quality_report
+from recif_bench.itemic.rqkmeans import BACKENDS, RQKMeans, collision_stats, format_report, quality_report
 from recif_bench.sid import SidError, SidFormat
 
 
@@ -113,13 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "fit":
             s.add_argument("--levels", type=int, default=3)
             s.add_argument("--codebook-size", type=int, default=8192)
-            s.add_argument("--backend", default="auto", choices=["auto", "faiss", "sklearn", "torch"])
-            s.add_argument("--niter", type=int, default=20)
+            s.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                           help="k-means back-end (default auto = hartigan; faiss = the reference's)")
+            s.add_argument("--niter", type=int, default=None,
+                           help="rounds (hartigan, default 6) or Lloyd iterations (others, default 20)")
             s.add_argument("--seed", type=int, default=0)
             s.add_argument("--sample", type=int, default=None, help="fit on N random items, then encode all")
             s.add_argument("--threads", type=_threads, default=0,
-                           help="faiss threads while fitting (default 0 = faiss's own, every core; 1 on a busy "
-                                "shared machine, docs/items_and_amazon.md)")
+                           help="k-means threads while fitting (default 0 = every core; 1 on a busy shared "
+                                "machine, docs/items_and_amazon.md)")
             s.add_argument("--out", required=True, help="codebook file (.npz)")
         else:
             s.add_argument("--codebooks", required=True, help=".npz from `fit`, or the OneRec release model.pt")

@@ -1,0 +1,210 @@
+"""Batched Hartigan k-means in torch: the RQ-KMeans back-end that is faster *and* lower in error.
+
+Why Hartigan: Lloyd (faiss, the reference) moves a point to its nearest centroid.  Hartigan's rule
+moves it when the move lowers the total squared error, counting that the move also shifts both
+centroids: leaving cluster ``A`` (``m_A`` points) saves ``m_A / (m_A - 1) * |x - c_A|^2``, joining
+``B`` costs ``m_B / (m_B + 1) * |x - c_B|^2``.  Every Lloyd fixed point that Hartigan can still
+improve is left behind, so for the same number of passes over the data the error is lower
+(RQ-KMeans 3 x 256: 6-8 rounds here end below faiss's 20 iterations on every level,
+docs/items_and_amazon.md "RQ-KMeans speed").
+
+Why batched: Hartigan is defined one point at a time; here every point with a positive gain moves
+at once, and the batch is kept only if the exact total error (from the cluster sums) went down,
+else its better half is tried.  So the error never rises from one round to the next.
+
+Why bfloat16: one round is one (items x centroids) product.  On CPUs with native bfloat16 matmul
+(AVX512-BF16, AMX) it is ~4x faster than float32; the costs feed decisions only, and the exact
+error check and the float32 sums keep the result sound.  Elsewhere it runs in float32.  The data are
+centred first, so the bfloat16 products do not cancel catastrophically on embeddings far from the
+origin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+PRECISIONS = ("auto", "bfloat16", "float32")
+WARM_FRACTION = 0.25          # the warm start fits on this share of the rows first
+BLOCK_ELEMENTS = 1 << 24      # costs are computed in row blocks of at most this many (items x centroids)
+
+
+def native_bfloat16() -> bool:
+    """True where torch multiplies bfloat16 natively on the CPU (else it would emulate it, slowly)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown k-means precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return torch.bfloat16 if native_bfloat16() else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
+def distinct_rows(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``k`` random rows with distinct values (repeats only when the data have fewer than ``k``).
+
+    Why distinct: two equal starting centroids would leave one of them empty from the first round.
+    """
+    order = np.random.default_rng(seed).permutation(len(x))
+    seen: set[bytes] = set()
+    chosen: list[int] = []
+    for row in order:
+        key = x[row].tobytes()
+        if key not in seen:
+            seen.add(key)
+            chosen.append(int(row))
+            if len(chosen) == k:
+                return np.asarray(chosen)
+    taken = set(chosen)
+    rest = [int(r) for r in order if int(r) not in taken]
+    return np.asarray(chosen + rest[: k - len(chosen)])
+
+
+class _Points:
+    """The centred data once, in the product's dtype, with ``|x|^2`` and a ones column appended.
+
+    The two extra columns let one product return ``f_j * (|x|^2 + |c_j|^2 - 2 x.c_j)`` less a row
+    constant (see :meth:`costs`), so no second pass over the (items x centroids) matrix is needed.
+    """
+
+    def __init__(self, x: torch.Tensor, dtype: torch.dtype) -> None:
+        self.x = x
+        self.norms = (x * x).sum(1)
+        self.augmented = torch.empty(len(x), x.shape[1] + 2, dtype=dtype)
+        self.augmented[:, :-2] = x
+        self.augmented[:, -2] = self.norms
+        self.augmented[:, -1] = 1.0
+
+    def costs(self, centroids: torch.Tensor, scale: torch.Tensor, exclude: torch.Tensor | None,
+              closed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per row: ``scale_j * |x - c_j|^2`` at ``exclude`` (own), and the least over the other open j.
+
+        Returns ``(own, best, best_index)``; ``own`` is empty when ``exclude`` is None.  A row
+        constant ``|x|^2 * mean(scale)`` is taken out of the product and added back in float32, which
+        keeps the bfloat16 values small (their rounding is relative to the value).
+        """
+        k, dim = centroids.shape
+        mean_scale = scale.mean()
+        weights = torch.empty(k, dim + 2, dtype=self.augmented.dtype)
+        weights[:, :-2] = centroids * (-2.0 * scale[:, None])
+        weights[:, -2] = scale - mean_scale
+        weights[:, -1] = scale * (centroids * centroids).sum(1)
+        rows = max(1, BLOCK_ELEMENTS // k)
+        own = torch.empty(len(self.x) if exclude is not None else 0)
+        best = torch.empty(len(self.x))
+        best_index = torch.empty(len(self.x), dtype=torch.int64)
+        for start in range(0, len(self.x), rows):
+            stop = min(start + rows, len(self.x))
+            block = self.augmented[start:stop] @ weights.T
+            if exclude is not None:
+                mine = exclude[start:stop, None]
+                own[start:stop] = block.gather(1, mine).squeeze(1).float()
+                block.scatter_(1, mine, float("inf"))
+            if closed is not None:
+                block[:, closed] = float("inf")
+            values, best_index[start:stop] = block.min(1)
+            best[start:stop] = values.float()
+        constant = self.norms * mean_scale
+        if exclude is not None:
+            own += constant
+        return own, best + constant, best_index
+
+
+class _Partition:
+    """Assignment, counts and float32 sums of each cluster; its energy ``sum_j |S_j|^2 / m_j``.
+
+    The total squared error is ``sum |x|^2 - energy``, so a batch of moves is judged exactly from the
+    sums alone, without touching the (items x centroids) matrix again.
+    """
+
+    def __init__(self, points: torch.Tensor, assign: torch.Tensor, k: int) -> None:
+        self.points, self.k = points, k
+        self.assign, self.counts, self.sums, self.energy = assign, *self._tally(assign)
+
+    def _tally(self, assign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        # fresh sums from every row: one pass, cheaper than gathering the movers' rows, and no drift
+        counts = torch.bincount(assign, minlength=self.k).double()
+        sums = torch.zeros(self.k, self.points.shape[1]).index_add_(0, assign, self.points)
+        return counts, sums, _energy(sums, counts)
+
+    def centroids(self) -> torch.Tensor:
+        return self.sums / self.counts.clamp(min=1)[:, None].float()
+
+    def try_moves(self, movers: torch.Tensor, targets: torch.Tensor) -> bool:
+        """Move ``movers`` to ``targets`` if that lowers the error and empties no cluster."""
+        assign = self.assign.clone()
+        assign[movers] = targets
+        counts = torch.bincount(assign, minlength=self.k).double()
+        if bool(((counts == 0) & (self.counts > 0)).any()):
+            return False
+        counts, sums, energy = self._tally(assign)
+        if energy <= self.energy:
+            return False
+        self.assign, self.counts, self.sums, self.energy = assign, counts, sums, energy
+        return True
+
+
+def _energy(sums: torch.Tensor, counts: torch.Tensor) -> float:
+    return float(((sums.double() ** 2).sum(1) / counts.clamp(min=1)).sum())
+
+
+def _round(points: _Points, part: _Partition) -> int:
+    """One batched Hartigan round; returns how many points moved."""
+    counts = part.counts
+    empty = counts == 0
+    own, best, target = points.costs(part.centroids(), (counts / (counts + 1)).float(), part.assign,
+                                     empty if bool(empty.any()) else None)
+    size = counts[part.assign].float()
+    # own = m/(m+1) |x - c_A|^2, so leaving saves own * (m+1)/(m-1); a lone point never leaves
+    stay = torch.where(size > 1, own * (size + 1) / (size - 1).clamp(min=1), torch.zeros_like(own))
+    gain = stay - best
+    movers = torch.nonzero(gain > 0).squeeze(1)
+    if bool(empty.any()):          # an empty cluster takes the point farthest from its own centroid
+        far = torch.argsort(torch.where(size > 1, own, torch.zeros_like(own)), descending=True)
+        fill = far[: int(empty.sum())]
+        target[fill] = torch.nonzero(empty).squeeze(1)[: len(fill)]
+        gain[fill] = float("inf")
+        movers = torch.unique(torch.cat([fill, movers]))
+    ranked = False
+    while len(movers):
+        if part.try_moves(movers, target[movers]):
+            return len(movers)
+        if not ranked:
+            movers, ranked = movers[torch.argsort(gain[movers], descending=True)], True
+        movers = movers[: len(movers) // 2]
+    return 0
+
+
+def _fit(points: _Points, start: torch.Tensor, rounds: int) -> torch.Tensor:
+    _, _, assign = points.costs(start, torch.ones(len(start)), None, None)     # nearest start centroid
+    part = _Partition(points.x, assign, len(start))
+    for _ in range(rounds):
+        if _round(points, part) == 0:
+            break
+    return part.centroids()
+
+
+def hartigan_kmeans(x: np.ndarray, k: int, rounds: int, seed: int, precision: str = "auto") -> np.ndarray:
+    """``k`` float32 centroids of ``x`` after ``rounds`` batched Hartigan rounds over every row.
+
+    Start: ``k`` distinct random rows, refined by the same rounds on a random quarter of the rows
+    (when that quarter holds at least 2 ``k`` rows) -- a quarter of the cost for most of the descent.
+    """
+    dtype = compute_dtype(precision)
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    mean = data.mean(0)
+    centred = data - mean
+    warm = int(len(x) * WARM_FRACTION)
+    if warm >= 2 * k:
+        rows = np.sort(np.random.default_rng(seed).choice(len(x), warm, replace=False))
+        sample = centred[torch.from_numpy(rows)]
+        start = sample[torch.from_numpy(distinct_rows(sample.numpy(), k, seed))]
+        start = _fit(_Points(sample, dtype), start, rounds)
+    else:
+        start = centred[torch.from_numpy(distinct_rows(centred.numpy(), k, seed))]
+    centroids = _fit(_Points(centred, dtype), start, rounds)
+    return (centroids + mean).numpy().astype(np.float32, copy=False)
