@@ -339,18 +339,23 @@ def test_rqkmeans_defaults_to_hartigan_with_its_own_round_count(tmp_path):
     assert report[0].mse > report[1].mse > report[2].mse
     assert report[0].mse < float(((x - x.mean(0)) ** 2).mean()) / 10
     assert RQKMeans(3, 4, backend="faiss" if "faiss" in BACKENDS else "torch").niter == 20
+    assert model.meta()["precision"] in ("bfloat16", "float32")          # what ran, not "auto"
     assert RQKMeans.load(model.save(tmp_path / "cb.npz")).meta() == model.meta()
+    exact = RQKMeans(3, 4, seed=1, precision="float32").fit(x, progress=False)
+    assert exact.meta()["precision"] == "float32" and quality_report(exact, x)[2].mse < report[1].mse
     with pytest.raises(ValueError, match="niter must be a positive iteration count, got 0"):
         RQKMeans(3, 4, niter=0)
+    with pytest.raises(ValueError, match="bfloat16 with the hartigan back-end only"):
+        RQKMeans(3, 4, backend="torch", precision="bfloat16")
 
 
 def test_recif_items_fit_defaults_and_bad_niter(tmp_path, capsys):
-    x, _ = planted()
+    x = np.random.default_rng(0).normal(size=(240, 8)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     cb = tmp_path / "cb.npz"
-    assert items_cli.main(["fit", "--embeddings", str(tmp_path / "x.npy"), "--levels", "3", "--codebook-size", "4",
+    assert items_cli.main(["fit", "--embeddings", str(tmp_path / "x.npy"), "--levels", "3", "--codebook-size", "8",
                            "--out", str(cb)]) == 0
-    assert "(hartigan, " in capsys.readouterr().out
+    assert "fitted 3 x 8 on 240 of 240 items (hartigan, " in capsys.readouterr().out
     assert RQKMeans.load(cb).meta()["niter"] == 6
     assert items_cli.main(["fit", "--embeddings", str(tmp_path / "x.npy"), "--codebook-size", "4", "--niter", "0",
                            "--out", str(cb)]) == 2

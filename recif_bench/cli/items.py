@@ -20,6 +20,7 @@ import numpy as np
 from recif_bench.data.reader import DataError
 from recif_bench.itemic.collisions import CatalogueError, ItemCatalogue, ItemId
 from recif_bench.itemic.embed import EmbeddingError, check_embeddings
+from recif_bench.itemic.hartigan import PRECISIONS
 from recif_bench.itemic.rqkmeans import BACKENDS, RQKMeans, collision_stats, format_report, quality_report
 from recif_bench.sid import SidError, SidFormat
 
@@ -52,7 +53,7 @@ def _threads(value: str) -> int:
 def fit(args: argparse.Namespace) -> None:
     _, x = _inputs(args)
     model = RQKMeans(args.levels, args.codebook_size, args.backend, args.niter, args.seed, args.sample,
-                     threads=args.threads or None)
+                     threads=args.threads or None, precision=args.precision)
     model.fit(x)
     model.save(args.out)
     print(f"fitted {args.levels} x {args.codebook_size} on {model.n_fit} of {len(x)} items "
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--niter", type=int, default=None,
                            help="rounds (hartigan, default 6) or Lloyd iterations (others, default 20)")
             s.add_argument("--seed", type=int, default=0)
+            s.add_argument("--precision", default="auto", choices=PRECISIONS,
+                           help="hartigan's cost products (auto: bfloat16 where the CPU multiplies it natively)")
             s.add_argument("--sample", type=int, default=None, help="fit on N random items, then encode all")
             s.add_argument("--threads", type=_threads, default=0,
                            help="k-means threads while fitting (default 0 = every core; 1 on a busy shared "

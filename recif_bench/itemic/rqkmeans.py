@@ -21,7 +21,7 @@ Codebook file (``.npz``, numpy only)::
 
     codebooks   float32 [levels, codebook_size, dim]
     meta        JSON string: {"format": "recif-bench/rqkmeans/1", "levels", "codebook_size", "dim",
-                              "backend", "niter", "seed", "n_fit"}
+                              "backend", "niter", "seed", "precision", "n_fit"}
 
 :meth:`RQKMeans.load` also reads the OneRec tokenizer release layout: a torch state dict
 ``model.pt`` with keys ``centroids.0`` .. ``centroids.{L-1}``, each float32 ``[K, dim]``.
@@ -57,7 +57,7 @@ def available_backends() -> list[str]:
     return out + ["sklearn", "torch"]
 
 
-def _kmeans_faiss(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
+def _kmeans_faiss(x: np.ndarray, k: int, niter: int, seed: int, precision: str) -> np.ndarray:
     import faiss
 
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, max_points_per_centroid=max(1, -(-len(x) // k)),
@@ -66,10 +66,10 @@ def _kmeans_faiss(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
     return np.asarray(km.centroids, dtype=np.float32)
 
 
-def _kmeans_hartigan(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
-    from recif_bench.itemic.hartigan import hartigan_kmeans
+def _kmeans_hartigan(x: np.ndarray, k: int, niter: int, seed: int, precision: str) -> np.ndarray:
+    from recif_bench.itemic.hartigan import hartigan_kmeans   # torch, imported on use
 
-    return hartigan_kmeans(x, k, niter, seed)
+    return hartigan_kmeans(x, k, niter, seed, precision)
 
 
 @contextmanager
@@ -109,13 +109,13 @@ def faiss_threads(threads: int | None) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _kmeans_sklearn(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
+def _kmeans_sklearn(x: np.ndarray, k: int, niter: int, seed: int, precision: str) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     return KMeans(k, n_init=1, max_iter=niter, random_state=seed).fit(x).cluster_centers_.astype(np.float32)
 
 
-def _kmeans_torch(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
+def _kmeans_torch(x: np.ndarray, k: int, niter: int, seed: int, precision: str) -> np.ndarray:
     import torch
 
     data = torch.from_numpy(x)
@@ -136,7 +136,8 @@ def _kmeans_torch(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
     return centroids.numpy().astype(np.float32)
 
 
-KMEANS: dict[str, Callable[[np.ndarray, int, int, int], np.ndarray]] = {
+# (x, k, niter, seed, precision) -> centroids; precision matters to hartigan only (the others: float32)
+KMEANS: dict[str, Callable[[np.ndarray, int, int, int, str], np.ndarray]] = {
     "hartigan": _kmeans_hartigan, "faiss": _kmeans_faiss, "sklearn": _kmeans_sklearn, "torch": _kmeans_torch}
 
 
@@ -165,7 +166,8 @@ class RQKMeans:
     """``RQKMeans(levels, codebook_size).fit(x)``; then ``encode(x) -> int codes [n, levels]``."""
 
     def __init__(self, levels: int = 3, codebook_size: int = 8192, backend: str = "auto", niter: int | None = None,
-                 seed: int = 0, sample: int | None = None, threads: int | None = None) -> None:
+                 seed: int = 0, sample: int | None = None, threads: int | None = None,
+                 precision: str = "auto") -> None:
         if backend == "auto":
             backend = available_backends()[0]
         if backend not in KMEANS:
@@ -178,6 +180,12 @@ class RQKMeans:
         self.backend, self.seed, self.sample = backend, seed, sample
         self.niter = DEFAULT_NITER[backend] if niter is None else niter
         self.threads = threads        # k-means threads while fitting (None: the library's default, every core)
+        from recif_bench.itemic.hartigan import PRECISIONS
+
+        if precision not in PRECISIONS or (backend != "hartigan" and precision == "bfloat16"):
+            raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)} "
+                             "(bfloat16 with the hartigan back-end only)")
+        self.precision = precision    # of hartigan's cost products: auto = bfloat16 where the CPU has it natively
         self.codebooks: np.ndarray | None = None      # [levels, K, dim]
         self.n_fit = 0
         self.fit_seconds = 0.0
@@ -200,6 +208,12 @@ class RQKMeans:
             raise EmbeddingError(f"embeddings to fit: {len(x)} items is fewer than the codebook size "
                                  f"{self.codebook_size}; use a smaller --codebook-size")
         started = time.perf_counter()
+        if self.backend == "hartigan":     # record what ran: "auto" depends on the machine
+            from recif_bench.itemic.hartigan import compute_dtype
+
+            self.precision = str(compute_dtype(self.precision)).removeprefix("torch.")
+        else:
+            self.precision = "float32"
         residual = x.copy()
         books = []
         with faiss_threads(self.threads if self.backend == "faiss" else None), \
@@ -207,7 +221,8 @@ class RQKMeans:
             for level in tqdm(range(self.levels), desc=f"rq-kmeans {self.levels}x{self.codebook_size} ({self.backend})",
                               disable=not progress):
                 # one seed for every level, as the reference's single k-means config: same clustering
-                centroids = KMEANS[self.backend](residual, self.codebook_size, self.niter, self.seed)
+                centroids = KMEANS[self.backend](residual, self.codebook_size, self.niter, self.seed,
+                                                 self.precision)
                 residual -= centroids[nearest(residual, centroids)]
                 books.append(centroids)
         self.codebooks = np.stack(books)
@@ -238,7 +253,7 @@ class RQKMeans:
         books = self._fitted()
         return {"format": FORMAT, "levels": int(books.shape[0]), "codebook_size": int(books.shape[1]),
                 "dim": int(books.shape[2]), "backend": self.backend, "niter": self.niter, "seed": self.seed,
-                "n_fit": self.n_fit}
+                "precision": self.precision, "n_fit": self.n_fit}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -264,7 +279,7 @@ class RQKMeans:
             if meta.get("format") != FORMAT:
                 raise EmbeddingError(f"{path}: unknown codebook format {meta.get('format')!r}; expected {FORMAT}")
         model = cls(books.shape[0], books.shape[1], backend="torch" if meta["backend"] not in KMEANS else meta["backend"],
-                    niter=meta.get("niter"), seed=meta.get("seed", 0))
+                    niter=meta.get("niter"), seed=meta.get("seed", 0), precision=meta.get("precision", "auto"))
         model.codebooks = np.asarray(books, dtype=np.float32)
         model.n_fit = meta.get("n_fit", 0)
         return model
