@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 KS = (1, 3, 5, 10, AMAZON_K)   # cutoffs of the Amazon metrics, up to the task's K
 AUTO_EMBEDDER, AUTO_LEVELS, AUTO_CODEBOOK = "minilm", 3, 256
+# float32 products: the shared benchmark codes must not depend on whether a CPU has bfloat16
+AUTO_BACKEND, AUTO_PRECISION = "hartigan", "float32"
 
 
 def category_of(task: str) -> str:
@@ -91,15 +93,18 @@ def auto_codes(data: AmazonDataset) -> Path:
     from recif_bench.itemic.embed import SentenceTransformerEmbedder
 
     root = cache_root() / "amazon_codes"
-    name = f"{data.category}-{data.fingerprint.split(':')[-1]}-{AUTO_EMBEDDER}-{AUTO_LEVELS}x{AUTO_CODEBOOK}-dedup.json"
+    name = (f"{data.category}-{data.fingerprint.split(':')[-1]}-{AUTO_EMBEDDER}-{AUTO_LEVELS}x{AUTO_CODEBOOK}"
+            f"-{AUTO_BACKEND}-{AUTO_PRECISION}-dedup.json")
     path = root / name
     if not path.exists():
         log.warning("%s: building item SIDs (%s embeddings -> RQ-KMeans %dx%d + dedup level), cached in %s",
                     data.category, AUTO_EMBEDDER, AUTO_LEVELS, AUTO_CODEBOOK, path)
         _, codes, fmt = build_item_codes([data.texts[i] for i in data.items], SentenceTransformerEmbedder(AUTO_EMBEDDER),
-                                         AUTO_LEVELS, AUTO_CODEBOOK, dedup=True)
+                                         AUTO_LEVELS, AUTO_CODEBOOK, dedup=True, backend=AUTO_BACKEND,
+                                         precision=AUTO_PRECISION)
         write_item_codes(path, data.items, codes, fmt, dedup=True,
-                         source={"embedder": AUTO_EMBEDDER, "data": data.fingerprint, "text": "item text"})
+                         source={"embedder": AUTO_EMBEDDER, "data": data.fingerprint, "text": "item text",
+                                 "rqkmeans": f"{AUTO_BACKEND}, {AUTO_PRECISION}"})
     return path
 
 

@@ -75,10 +75,10 @@ def encode_catalogue(model: RQKMeans, x: np.ndarray, dedup: bool) -> tuple[np.nd
 
 
 def build_item_codes(texts: Sequence[str], embedder: Embedder, levels: int = 3, codebook_size: int = 256,
-                     dedup: bool = True, backend: str = "auto", seed: int = 0,
-                     progress: bool = True) -> tuple[RQKMeans, np.ndarray, sid.SidFormat]:
+                     dedup: bool = True, backend: str = "auto", seed: int = 0, progress: bool = True,
+                     precision: str = "auto") -> tuple[RQKMeans, np.ndarray, sid.SidFormat]:
     """Item text -> (fitted tokenizer, codes, format): embed (cached), fit RQ-KMeans, encode, dedup."""
     x = cached_embed(texts, embedder, progress=progress)
-    model = RQKMeans(levels, codebook_size, backend=backend, seed=seed).fit(x, progress=progress)
+    model = RQKMeans(levels, codebook_size, backend=backend, seed=seed, precision=precision).fit(x, progress=progress)
     codes, fmt = encode_catalogue(model, x, dedup)
     return model, codes, fmt
