@@ -52,13 +52,13 @@ def beauty_embeddings(amazon: Path) -> np.ndarray | None:
     return category_embeddings(amazon, "beauty")
 
 
-def reference_fit(x: np.ndarray) -> list[np.ndarray]:
+def reference_fit(x: np.ndarray, levels: int = LEVELS, k: int = K) -> list[np.ndarray]:
     """The reference's residual k-means: faiss Kmeans per level at faiss's defaults, greedy residuals."""
     import faiss
 
     residual, books = x.copy(), []
-    for _ in range(LEVELS):
-        km = faiss.Kmeans(x.shape[1], K, niter=NITER, seed=SEED, verbose=False)   # one config for all levels
+    for _ in range(levels):
+        km = faiss.Kmeans(x.shape[1], k, niter=NITER, seed=SEED, verbose=False)   # one config for all levels
         km.train(residual)
         centroids = km.centroids
         distances = (centroids ** 2).sum(1)[None, :] - 2.0 * residual @ centroids.T
@@ -74,7 +74,7 @@ def torch_threads() -> int:
 
 
 def level_errors(x: np.ndarray, books: list[np.ndarray]) -> list[float]:
-    model = RQKMeans(LEVELS, K)
+    model = RQKMeans(len(books), len(books[0]))
     model.codebooks = np.stack(books)
     return [r.mse for r in quality_report(model, x)]
 
