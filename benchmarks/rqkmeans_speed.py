@@ -86,19 +86,19 @@ def timed(fit) -> tuple[float, float, list[np.ndarray]]:
 
 
 def bench(name: str, x: np.ndarray, backends: list[str], repeat: int, reference_threads: int,
-          precision: str = "auto") -> None:
+          precision: str = "auto", niter: int | None = None) -> None:
     print(f"\n{name}: {x.shape[0]:,} x {x.shape[1]}, RQ-KMeans {LEVELS} x {K}, seed {SEED}; reference niter {NITER}")
     print(f"{'run':<4} {'fit':<24} {'wall s':>8} {'cpu s':>8}  mse after level a / b / c")
     best: dict[str, tuple[float, float]] = {}
     reference_errors: list[float] = []
     for run in range(1, repeat + 1):
-        for label in ["reference"] + [f"ours ({b}, niter {DEFAULT_NITER[b]})" for b in backends]:
+        for label in ["reference"] + [f"ours ({b}, niter {niter or DEFAULT_NITER[b]})" for b in backends]:
             if label == "reference":
                 with faiss_threads(reference_threads):
                     wall, cpu, books = timed(lambda: reference_fit(x))
             else:
                 backend = label[6:].split(",")[0]
-                wall, cpu, books = timed(lambda: list(RQKMeans(LEVELS, K, backend=backend, seed=SEED,
+                wall, cpu, books = timed(lambda: list(RQKMeans(LEVELS, K, backend=backend, seed=SEED, niter=niter,
                                                                precision=precision if backend == "hartigan" else "auto")
                                                       .fit(x, progress=False).codebooks))
             errors = level_errors(x, books)
@@ -129,6 +129,7 @@ def main() -> None:
     p.add_argument("--categories", default="beauty", help="comma-separated Amazon categories (beauty, sports)")
     p.add_argument("--n", type=int, default=20_000, help="rows of the random input")
     p.add_argument("--precision", default="auto", help="hartigan's products: auto | bfloat16 | float32")
+    p.add_argument("--niter", type=int, default=None, help="ours: rounds / iterations (default: the back-end's)")
     args = p.parse_args()
     backends = args.backends.split(",")
     from recif_bench.itemic.hartigan import compute_dtype
@@ -138,12 +139,12 @@ def main() -> None:
           f"{str(compute_dtype(args.precision)).removeprefix('torch.')}")
     x = np.random.default_rng(0).normal(size=(args.n, 384)).astype(np.float32)
     bench("random unit vectors", x / np.linalg.norm(x, axis=1, keepdims=True), backends, args.repeat,
-          args.reference_threads, args.precision)
+          args.reference_threads, args.precision, args.niter)
     for category in args.categories.split(","):
         embeddings = category_embeddings(args.amazon, category)
         if embeddings is not None:
             bench(f"{category} item text (MiniLM)", embeddings, backends, args.repeat, args.reference_threads,
-                  args.precision)
+                  args.precision, args.niter)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import torch
 
 PRECISIONS = ("auto", "bfloat16", "float32")
 WARM_FRACTION = 0.25          # the warm start fits on this share of the rows first
+POOL_ROWS = 4096              # k-means++ seeding draws from at most this many rows (or k)
 BLOCK_ELEMENTS = 1 << 24      # costs are computed in row blocks of at most this many (items x centroids)
 
 
@@ -46,24 +47,39 @@ def compute_dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
-def distinct_rows(x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """``k`` random rows with distinct values (repeats only when the data have fewer than ``k``).
+def seed_centroids(x: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """``k`` starting centroids: k-means++ (D^2 sampling) over a random pool of ``max(4 k, 1024)`` rows.
 
-    Why distinct: two equal starting centroids would leave one of them empty from the first round.
+    Why k-means++: from plain random rows, two starts can land in one well-separated cluster and
+    none in another, a local minimum no move of single points leaves (faiss's random start has the
+    same flaw).  Why a pool: D^2 sampling is ``k`` sequential steps; over a few thousand rows each
+    step is a row of their Gram matrix, milliseconds in all.  The pool is at most 4,096 rows (or
+    ``k``), so with ``k`` >= 4,096 the start is distinct random rows.
     """
-    order = np.random.default_rng(seed).permutation(len(x))
-    seen: set[bytes] = set()
-    chosen: list[int] = []
-    for row in order:
-        key = x[row].tobytes()
-        if key not in seen:
-            seen.add(key)
-            chosen.append(int(row))
-            if len(chosen) == k:
-                return np.asarray(chosen)
-    taken = set(chosen)
-    rest = [int(r) for r in order if int(r) not in taken]
-    return np.asarray(chosen + rest[: k - len(chosen)])
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    size = min(n, max(4 * k, 1024), max(k, POOL_ROWS))
+    pool = x[torch.from_numpy(np.sort(rng.choice(n, size, replace=False)))] if size < n else x
+    norms = (pool * pool).sum(1).double().numpy()
+    gram = (pool @ pool.T).double().numpy()
+
+    def distance(row: int) -> np.ndarray:
+        return np.maximum(norms - 2.0 * gram[row] + norms[row], 0.0)
+
+    chosen = [int(rng.integers(size))]
+    closest = distance(chosen[0])
+    draws = rng.random(k)
+    for j in range(1, k):
+        total = np.cumsum(closest)
+        if total[-1] <= 0:          # every pool row already chosen or equal to a chosen one
+            break
+        row = min(int(np.searchsorted(total, draws[j] * total[-1], side="right")), size - 1)
+        chosen.append(row)
+        np.minimum(closest, distance(row), out=closest)
+    if len(chosen) < k:             # fewer distinct rows than k: repeats (their clusters start empty)
+        taken = set(chosen)
+        chosen += [r for r in range(size) if r not in taken][: k - len(chosen)]
+    return pool[torch.tensor(chosen)]
 
 
 class _Points:
@@ -225,8 +241,9 @@ def _fit(points: _Points, start: torch.Tensor, rounds: int) -> torch.Tensor:
 def hartigan_kmeans(x: np.ndarray, k: int, rounds: int, seed: int, precision: str = "auto") -> np.ndarray:
     """``k`` float32 centroids of ``x`` after ``rounds`` batched Hartigan rounds over every row.
 
-    Start: ``k`` distinct random rows, refined by the same rounds on a random quarter of the rows
-    (when that quarter holds at least 2 ``k`` rows) -- a quarter of the cost for most of the descent.
+    Start: k-means++ seeds (:func:`seed_centroids`), refined by the same rounds on a random quarter
+    of the rows (when that quarter holds at least 2 ``k`` rows) -- a quarter of the cost for most of
+    the descent.
     """
     dtype = compute_dtype(precision)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -236,9 +253,8 @@ def hartigan_kmeans(x: np.ndarray, k: int, rounds: int, seed: int, precision: st
     if warm >= 2 * k:
         rows = np.sort(np.random.default_rng(seed).choice(len(x), warm, replace=False))
         sample = centred[torch.from_numpy(rows)]
-        start = sample[torch.from_numpy(distinct_rows(sample.numpy(), k, seed))]
-        start = _fit(_Points(sample, dtype), start, rounds)
+        start = _fit(_Points(sample, dtype), seed_centroids(sample, k, seed), rounds)
     else:
-        start = centred[torch.from_numpy(distinct_rows(centred.numpy(), k, seed))]
+        start = seed_centroids(centred, k, seed)
     centroids = _fit(_Points(centred, dtype), start, rounds)
     return (centroids + mean).numpy().astype(np.float32, copy=False)
