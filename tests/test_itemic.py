@@ -331,9 +331,17 @@ def test_hartigan_edge_cases_repeated_rows_and_one_point_per_centroid():
     assert np.allclose(found[np.lexsort(found.T)], y[np.lexsort(y.T)], atol=1e-5)   # each point its own centroid
 
 
+def test_hartigan_kmeanspp_start_finds_well_separated_clusters_for_most_seeds():
+    """Random starting rows (faiss's start) merge two of the planted scale-100 clusters for most
+    seeds (faiss: 2 of 20 seeds recover the codes); the k-means++ start recovers them for 17 of 20."""
+    x, truth = planted()
+    found = [same_partition(RQKMeans(3, 4, seed=seed).fit(x, progress=False).encode(x), truth) for seed in range(20)]
+    assert sum(found) >= 15
+
+
 def test_rqkmeans_defaults_to_hartigan_with_its_own_round_count(tmp_path):
     x, _ = planted()
-    model = RQKMeans(3, 4, seed=1).fit(x, progress=False)
+    model = RQKMeans(3, 4, seed=0).fit(x, progress=False)
     assert (model.backend, model.niter) == ("hartigan", 6)
     report = quality_report(model, x)
     assert report[0].mse > report[1].mse > report[2].mse
@@ -341,7 +349,7 @@ def test_rqkmeans_defaults_to_hartigan_with_its_own_round_count(tmp_path):
     assert RQKMeans(3, 4, backend="faiss" if "faiss" in BACKENDS else "torch").niter == 20
     assert model.meta()["precision"] in ("bfloat16", "float32")          # what ran, not "auto"
     assert RQKMeans.load(model.save(tmp_path / "cb.npz")).meta() == model.meta()
-    exact = RQKMeans(3, 4, seed=1, precision="float32").fit(x, progress=False)
+    exact = RQKMeans(3, 4, seed=0, precision="float32").fit(x, progress=False)
     assert exact.meta()["precision"] == "float32" and quality_report(exact, x)[2].mse < report[1].mse
     with pytest.raises(ValueError, match="niter must be a positive iteration count, got 0"):
         RQKMeans(3, 4, niter=0)
