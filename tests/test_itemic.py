@@ -319,6 +319,8 @@ def test_hartigan_ends_below_lloyd_in_both_precisions():
     assert errors["bfloat16"] == pytest.approx(errors["float32"], rel=0.01)
     with pytest.raises(ValueError, match="unknown k-means precision 'half'"):
         hartigan_kmeans(x, 64, rounds=6, seed=0, precision="half")
+    with pytest.raises(ValueError, match="30 rows cannot seed 64 centroids"):
+        hartigan_kmeans(x[:30], 64, rounds=6, seed=0)
 
 
 def test_hartigan_edge_cases_repeated_rows_and_one_point_per_centroid():

@@ -61,8 +61,10 @@ def seed_centroids(x: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     size = min(n, max(4 * k, 1024), max(k, POOL_ROWS))
     pool = x[torch.from_numpy(np.sort(rng.choice(n, size, replace=False)))] if size < n else x
+    if size == k:                   # D^2 sampling would take every row of the pool anyway
+        return pool
     norms = (pool * pool).sum(1).double().numpy()
-    gram = (pool @ pool.T).double().numpy()
+    gram = (pool @ pool.T).numpy()
 
     def distance(row: int) -> np.ndarray:
         return np.maximum(norms - 2.0 * gram[row] + norms[row], 0.0)
@@ -246,6 +248,8 @@ def hartigan_kmeans(x: np.ndarray, k: int, rounds: int, seed: int, precision: st
     of the rows (when that quarter holds at least 2 ``k`` rows) -- a quarter of the cost for most of
     the descent.
     """
+    if len(x) < k:
+        raise ValueError(f"{len(x)} rows cannot seed {k} centroids")
     dtype = compute_dtype(precision)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     mean = data.mean(0)
