@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -73,21 +73,24 @@ def _kmeans_hartigan(x: np.ndarray, k: int, niter: int, seed: int, precision: st
 
 
 @contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's intra-op threads limited to ``threads`` inside the block (``None``: unchanged)."""
-    import torch
-
-    before = torch.get_num_threads()
+def _limited_threads(get: Callable[[], int], set_to: Callable[[int], None], threads: int | None) -> Iterator[None]:
+    before = get()
     if threads is not None:
-        torch.set_num_threads(threads)
+        set_to(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_to(before)
 
 
-@contextmanager
-def faiss_threads(threads: int | None) -> Iterator[None]:
+def torch_threads(threads: int | None) -> ContextManager[None]:
+    """torch's intra-op threads limited to ``threads`` inside the block (``None``: unchanged)."""
+    import torch
+
+    return _limited_threads(torch.get_num_threads, torch.set_num_threads, threads)
+
+
+def faiss_threads(threads: int | None) -> ContextManager[None]:
     """faiss (OpenMP) limited to ``threads`` inside the block, restored after.
 
     Why: faiss defaults to every core, which is fastest on a machine of one's own, but its OpenMP
@@ -98,15 +101,8 @@ def faiss_threads(threads: int | None) -> Iterator[None]:
     try:
         import faiss
     except ImportError:
-        yield
-        return
-    before = faiss.omp_get_max_threads()
-    if threads is not None:
-        faiss.omp_set_num_threads(threads)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
+        return nullcontext()
+    return _limited_threads(faiss.omp_get_max_threads, faiss.omp_set_num_threads, threads)
 
 
 def _kmeans_sklearn(x: np.ndarray, k: int, niter: int, seed: int, precision: str) -> np.ndarray:
