@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rqkmeans_speed import level_errors, reference_fit
+from rqkmeans_speed import level_errors, reference_fit, require_faiss
 
 from recif_bench.itemic.rqkmeans import RQKMeans
 
@@ -34,6 +34,7 @@ def cases() -> dict[str, tuple[np.ndarray, int, int]]:
 
 
 def main() -> None:
+    require_faiss()
     print(f"{'data, levels x codebook':<36} {'reference s':>11} {'ours s':>7} {'speed-up':>8}  ours vs reference per level")
     for name, (x, levels, k) in cases().items():
         started = time.perf_counter()

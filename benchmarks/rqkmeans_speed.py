@@ -22,6 +22,7 @@ after each level on every item.  Timing on a shared machine is noisy: compare wi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -50,6 +51,12 @@ def category_embeddings(amazon: Path, category: str = "beauty") -> np.ndarray | 
 
 def beauty_embeddings(amazon: Path) -> np.ndarray | None:
     return category_embeddings(amazon, "beauty")
+
+
+def require_faiss() -> None:
+    """One clear line, not a traceback, where the reference's library is not installed."""
+    if importlib.util.find_spec("faiss") is None:
+        raise SystemExit("the reference's algorithm runs on faiss: pip install '.[items]' (faiss-cpu)")
 
 
 def reference_fit(x: np.ndarray, levels: int = LEVELS, k: int = K) -> list[np.ndarray]:
@@ -131,6 +138,7 @@ def main() -> None:
     p.add_argument("--precision", default="auto", help="hartigan's products: auto | bfloat16 | float32")
     p.add_argument("--niter", type=int, default=None, help="ours: rounds / iterations (default: the back-end's)")
     args = p.parse_args()
+    require_faiss()
     backends = args.backends.split(",")
     from recif_bench.itemic.hartigan import compute_dtype
 
