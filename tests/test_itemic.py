@@ -348,7 +348,7 @@ def test_rqkmeans_defaults_to_hartigan_with_its_own_round_count(tmp_path):
     report = quality_report(model, x)
     assert report[0].mse > report[1].mse > report[2].mse
     assert report[0].mse < float(((x - x.mean(0)) ** 2).mean()) / 10
-    assert RQKMeans(3, 4, backend="faiss" if "faiss" in BACKENDS else "torch").niter == 20
+    assert [RQKMeans(3, 4, backend=name).niter for name in BACKENDS] == [6, 20, 20, 20]   # faiss is not imported here
     assert model.meta()["precision"] in ("bfloat16", "float32")          # what ran, not "auto"
     assert RQKMeans.load(model.save(tmp_path / "cb.npz")).meta() == model.meta()
     exact = RQKMeans(3, 4, seed=0, precision="float32").fit(x, progress=False)
