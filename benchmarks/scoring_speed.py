@@ -25,7 +25,7 @@ Each side runs in a fresh process on the same files, alternating (``--repeat``);
 memory are those of scoring only (after the outputs are read and the libraries imported): wall,
 CPU, and the peak resident memory above the loaded outputs.
 
-    python benchmarks/scoring_speed.py --full [--repeat 2]
+    python benchmarks/scoring_speed.py --full [--repeat 3]
     python benchmarks/scoring_speed.py --scale 0.1          # a tenth of the size, for a quick look
 """
 
@@ -244,7 +244,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the full benchmark size (same as --scale 1)")
     parser.add_argument("--scale", type=float, default=0.1, help="fraction of the full size (default 0.1)")
-    parser.add_argument("--repeat", type=int, default=1, help="paired runs: ours-cold, ours, reference, ...")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="paired runs: ours-cold, ours, reference, ... (best of them reported, as timeit)")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
