@@ -13,8 +13,9 @@ extra is absent).
   target: faster, at an error per level equal to or below the reference's (the last column says
   whether every level is at or below it).
 
-Runs alternate (ours, reference, ours, ...); fit wall and CPU seconds, and the mean squared error
-after each level on every item.  Timing on a shared machine is noisy: compare within one run.
+Runs alternate (reference, ours, reference, ...), both on ``--threads`` threads (default every core,
+even under ``OMP_NUM_THREADS=1``: faiss's and torch's pools are set explicitly, so neither side gets
+more cores); fit wall and CPU seconds, and the mean squared error after each level on every item.  Timing on a shared machine is noisy: compare within one run.
 
     python benchmarks/rqkmeans_speed.py [--repeat 3] [--backends hartigan,faiss] [--categories beauty,sports]
 """
@@ -74,12 +75,6 @@ def reference_fit(x: np.ndarray, levels: int = LEVELS, k: int = K) -> list[np.nd
     return books
 
 
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def level_errors(x: np.ndarray, books: list[np.ndarray]) -> list[float]:
     model = RQKMeans(len(books), len(books[0]))
     model.codebooks = np.stack(books)
@@ -92,7 +87,7 @@ def timed(fit) -> tuple[float, float, list[np.ndarray]]:
     return time.perf_counter() - wall, time.process_time() - cpu, books
 
 
-def bench(name: str, x: np.ndarray, backends: list[str], repeat: int, reference_threads: int,
+def bench(name: str, x: np.ndarray, backends: list[str], repeat: int, threads: int,
           precision: str = "auto", niter: int | None = None) -> None:
     print(f"\n{name}: {x.shape[0]:,} x {x.shape[1]}, RQ-KMeans {LEVELS} x {K}, seed {SEED}; reference niter {NITER}")
     print(f"{'run':<4} {'fit':<24} {'wall s':>8} {'cpu s':>8}  mse after level a / b / c")
@@ -101,11 +96,12 @@ def bench(name: str, x: np.ndarray, backends: list[str], repeat: int, reference_
     for run in range(1, repeat + 1):
         for label in ["reference"] + [f"ours ({b}, niter {niter or DEFAULT_NITER[b]})" for b in backends]:
             if label == "reference":
-                with faiss_threads(reference_threads):
+                with faiss_threads(threads):
                     wall, cpu, books = timed(lambda: reference_fit(x))
             else:
                 backend = label[6:].split(",")[0]
                 wall, cpu, books = timed(lambda: list(RQKMeans(LEVELS, K, backend=backend, seed=SEED, niter=niter,
+                                                               threads=threads,
                                                                precision=precision if backend == "hartigan" else "auto")
                                                       .fit(x, progress=False).codebooks))
             errors = level_errors(x, books)
@@ -130,8 +126,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backends", default=available_backends()[0], help="ours: comma-separated back-ends")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--reference-threads", type=int, default=os.cpu_count() or 1,
-                   help="faiss threads of the reference (default: every core, faiss's own default)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="threads of both sides: the reference's faiss and ours (default: every core, whatever "
+                        "OMP_NUM_THREADS says, so both get the same cores)")
     p.add_argument("--amazon", type=Path, default=AMAZON, help="the Amazon data folder (item texts)")
     p.add_argument("--categories", default="beauty", help="comma-separated Amazon categories (beauty, sports)")
     p.add_argument("--n", type=int, default=20_000, help="rows of the random input")
@@ -143,15 +140,15 @@ def main() -> None:
     from recif_bench.itemic.hartigan import compute_dtype
 
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; reference faiss threads "
-          f"{args.reference_threads}, ours every core (torch {torch_threads()} threads); hartigan products in "
+          f"{args.threads}, ours {args.threads} (faiss's or torch's); hartigan products in "
           f"{str(compute_dtype(args.precision)).removeprefix('torch.')}")
     x = np.random.default_rng(0).normal(size=(args.n, 384)).astype(np.float32)
     bench("random unit vectors", x / np.linalg.norm(x, axis=1, keepdims=True), backends, args.repeat,
-          args.reference_threads, args.precision, args.niter)
+          args.threads, args.precision, args.niter)
     for category in args.categories.split(","):
         embeddings = category_embeddings(args.amazon, category)
         if embeddings is not None:
-            bench(f"{category} item text (MiniLM)", embeddings, backends, args.repeat, args.reference_threads,
+            bench(f"{category} item text (MiniLM)", embeddings, backends, args.repeat, args.threads,
                   args.precision, args.niter)
 
 
