@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rqkmeans_speed import AMAZON, K, LEVELS, NITER, SEED, beauty_embeddings, level_errors, reference_fit, timed
+from rqkmeans_speed import AMAZON, K, LEVELS, NITER, SEED, category_embeddings, level_errors, reference_fit, timed
 
 from recif_bench.itemic.rqkmeans import faiss_threads
 
@@ -268,7 +268,7 @@ def main() -> None:
     print(f"machine: {cores} cores, load average {os.getloadavg()[0]:.1f}; screen dtype {screen_dtype()}")
     x = np.random.default_rng(0).normal(size=(20_000, 384)).astype(np.float32)
     inputs = [("random unit vectors", x / np.linalg.norm(x, axis=1, keepdims=True))]
-    beauty = beauty_embeddings(args.amazon)
+    beauty = category_embeddings(args.amazon, "beauty")
     if beauty is not None:
         inputs.append(("Beauty item text (MiniLM)", beauty))
     for name, data in inputs:

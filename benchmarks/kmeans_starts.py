@@ -20,7 +20,7 @@ import time
 from typing import Callable
 
 import numpy as np
-from rqkmeans_speed import AMAZON, K, LEVELS, NITER, SEED, beauty_embeddings
+from rqkmeans_speed import AMAZON, K, LEVELS, NITER, SEED, category_embeddings
 
 from recif_bench.itemic.rqkmeans import nearest
 
@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     x = np.random.default_rng(0).normal(size=(20_000, 384)).astype(np.float32)
     inputs = [("random unit vectors 20,000 x 384", x / np.linalg.norm(x, axis=1, keepdims=True))]
-    beauty = beauty_embeddings(args.amazon)
+    beauty = category_embeddings(args.amazon, "beauty")
     if beauty is not None:
         inputs.append((f"Beauty item text (MiniLM) {len(beauty):,} x {beauty.shape[1]}", beauty))
     for name, data in inputs:

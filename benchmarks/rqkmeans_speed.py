@@ -50,9 +50,6 @@ def category_embeddings(amazon: Path, category: str = "beauty") -> np.ndarray | 
         return None
 
 
-def beauty_embeddings(amazon: Path) -> np.ndarray | None:
-    return category_embeddings(amazon, "beauty")
-
 
 def require_faiss() -> None:
     """One clear line, not a traceback, where the reference's library is not installed."""

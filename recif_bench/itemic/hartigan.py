@@ -147,9 +147,11 @@ class _Partition:
         self.points, self.k = points, k
         self.assign, self.counts, self.sums, self.energy = assign, *self._tally(assign)
 
-    def _tally(self, assign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def _tally(self, assign: torch.Tensor, counts: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, float]:
         # fresh sums from every row: one pass, cheaper than gathering the movers' rows, and no drift
-        counts = torch.bincount(assign, minlength=self.k).double()
+        if counts is None:
+            counts = torch.bincount(assign, minlength=self.k).double()
         sums = torch.zeros(self.k, self.points.shape[1]).index_add_(0, assign, self.points)
         return counts, sums, _energy(sums, counts)
 
@@ -163,7 +165,7 @@ class _Partition:
         counts = torch.bincount(assign, minlength=self.k).double()
         if bool(((counts == 0) & (self.counts > 0)).any()):
             return False
-        counts, sums, energy = self._tally(assign)
+        counts, sums, energy = self._tally(assign, counts)
         if energy <= self.energy:
             return False
         self.assign, self.counts, self.sums, self.energy = assign, counts, sums, energy
@@ -177,18 +179,18 @@ def _energy(sums: torch.Tensor, counts: torch.Tensor) -> float:
 def _round(points: _Points, part: _Partition) -> int:
     """One batched Hartigan round; returns how many points moved."""
     counts = part.counts
-    empty = counts == 0
+    empty = torch.nonzero(counts == 0).squeeze(1)
     own, best, target = points.costs(part.centroids(), (counts / (counts + 1)).float(), part.assign,
-                                     torch.nonzero(empty).squeeze(1) if bool(empty.any()) else None)
+                                     empty if len(empty) else None)
     size = counts[part.assign].float()
     # own = m/(m+1) |x - c_A|^2, so leaving saves own * (m+1)/(m-1); a lone point never leaves
     stay = torch.where(size > 1, own * (size + 1) / (size - 1).clamp(min=1), torch.zeros_like(own))
     gain = stay - best
     movers = torch.nonzero(gain > 0).squeeze(1)
-    if bool(empty.any()):          # an empty cluster takes the point farthest from its own centroid
+    if len(empty):                 # an empty cluster takes the point farthest from its own centroid
         far = torch.argsort(torch.where(size > 1, own, torch.zeros_like(own)), descending=True)
-        fill = far[: int(empty.sum())]
-        target[fill] = torch.nonzero(empty).squeeze(1)[: len(fill)]
+        fill = far[: len(empty)]
+        target[fill] = empty[: len(fill)]
         gain[fill] = float("inf")
         movers = torch.unique(torch.cat([fill, movers]))
     for batch in _batches(movers, gain, part.assign[movers], target[movers], counts):
